@@ -16,6 +16,7 @@ from typer.exceptions import TyperException
 
 from riskpipe.errors import UsageError
 from riskpipe.settings import get_settings
+from riskpipe.stack import cli as stack_cli
 
 app = typer.Typer(help="riskpipe: real-time fraud-detection ML pipeline.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -36,6 +37,9 @@ def config(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     width = max(map(len, values))
     for name, value in values.items():
         typer.echo(f"{name:<{width}}  {'' if value is None else value}")
+
+
+stack_cli.mount(app)
 
 
 def main() -> None:

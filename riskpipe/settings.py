@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     redis_port: int = 6379
     redis_url: str | None = Field(None, description="External Redis; when set, no local redis-server is started.")
     redis_password: SecretStr | None = None
+    online_key_prefix: str = Field("rp", description="Online-store keys are <prefix>:fv:<group>:v<n>:<key>.")
+    online_expiry_grace_s: int = Field(
+        3600, ge=0, description="Redis keys expire this long after event time + TTL (reads enforce TTL exactly)."
+    )
 
     # -- offline store
     offline_backend: Literal["duckdb", "snowflake"] = "duckdb"
@@ -104,6 +108,18 @@ class Settings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    def to_env(self) -> dict[str, str]:
+        """RISKPIPE_* variables that recreate these settings in a child process (workers, Airflow tasks)."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"RISKPIPE_{name.upper()}"] = str(value)
+        return env
 
     def masked(self) -> dict[str, Any]:
         """Effective settings with secrets replaced, for printing."""
