@@ -25,7 +25,7 @@ def _fmt_uptime(seconds: float | None) -> str:
 def print_status(rows: list[supervisor.ServiceStatus]) -> None:
     table = Table(title="riskpipe local stack")
     for col in ("service", "pid", "address", "healthy", "uptime"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         health = "[green]yes[/]" if r.healthy else ("[red]no[/]" if r.running else "[dim]stopped[/]")
         table.add_row(r.name, str(r.pid or "-"), r.address, health, _fmt_uptime(r.uptime_s))

@@ -170,6 +170,18 @@ def _stack_processes(settings: Settings) -> list[psutil.Process]:
     return found
 
 
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """Processes of a process group, collected before signalling so we can wait for each to exit."""
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
@@ -184,11 +196,12 @@ def down(settings: Settings, report: Report = print) -> int:
             continue
         if state.pid is not None and _alive(state.pid):
             report(f"{service.name}: stopping (pid {state.pid})")
+            members = _group_members(state.pid)
             _signal_group(state.pid, signal.SIGTERM)
-            deadline = time.monotonic() + service.stop_timeout_s
-            while _alive(state.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            _signal_group(state.pid, signal.SIGKILL)  # children that ignored SIGTERM
+            _, alive = psutil.wait_procs(members, timeout=service.stop_timeout_s)
+            if alive:  # children that ignore SIGTERM (Airflow standalone's do)
+                _signal_group(state.pid, signal.SIGKILL)
+                psutil.wait_procs(alive, timeout=5)
             stopped += 1
         state.forget(settings.run_dir)
     leftovers = _stack_processes(settings)
