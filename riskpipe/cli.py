@@ -14,9 +14,13 @@ import typer
 from pydantic import ValidationError
 from typer.exceptions import TyperException
 
+from events.cli import replay, simulate
+from features.cli import features_app
 from riskpipe.errors import UsageError
 from riskpipe.settings import get_settings
 from riskpipe.stack import cli as stack_cli
+from streaming.cli import stream_app
+from training.cli import models_app, train
 
 app = typer.Typer(help="riskpipe: real-time fraud-detection ML pipeline.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -40,6 +44,12 @@ def config(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 
 
 stack_cli.mount(app)
+app.add_typer(features_app, name="features")
+app.command("train")(train)
+app.add_typer(models_app, name="models")
+app.command("simulate")(simulate)
+app.command("replay")(replay)
+app.add_typer(stream_app, name="stream")
 
 
 def main() -> None:
