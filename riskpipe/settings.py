@@ -68,6 +68,50 @@ class Settings(BaseSettings):
     airflow_trigger_log_port: int = 8794
     airflow_parallelism: int = Field(4, ge=1, le=32)
 
+    # -- orchestration of the feature store (Airflow DAGs in dags/, plugins in plugins/)
+    airflow_kafka_conn_id: str = Field("riskpipe_kafka", description="Airflow connection of the Kafka provider.")
+    airflow_snowflake_conn_id: str = Field("riskpipe_snowflake", description="Airflow connection of SnowflakeHook.")
+    offline_lock_wait_s: float = Field(
+        120.0, ge=0, description="How long a task waits for DuckDB's single-writer file lock before failing."
+    )
+    batch_min_rows: int = Field(1, ge=0, description="Rows a scheduled batch run must write, else validation fails.")
+    sync_mismatch_alert_rate: float = Field(
+        0.01, ge=0, le=1, description="Online/offline mismatch share above which the sync DAG raises an alert."
+    )
+
+    # -- training and the model store
+    bentoml_home: Path | None = Field(None, description="BentoML home (model store); defaults to <data_dir>/bentoml.")
+    training_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="XGBoost device: auto uses CUDA only when a GPU is really usable, else CPU."
+    )
+    promotion_margin: float = Field(
+        0.01, ge=0.0, le=1.0, description="Test AUC-PR a challenger must gain over the champion to be promoted."
+    )
+    review_capacity_per_day: int = Field(
+        20, ge=1, description="Accounts analysts review per day: the k of the precision@k evaluation metric."
+    )
+
+    # -- streaming workers (streaming/: feature compute, ingestion, archive)
+    topic_prefix: str = Field("", description="Prefix of every topic the streaming workers read and write "
+                                              "(lets tests and tenants share a broker).")
+    stream_app_id: str = Field("riskpipe-stream", description="Faust app id of the feature worker: its consumer "
+                                                              "group, changelog and re-key topic names.")
+    stream_groups: str | None = Field(None, description="Comma-separated stream feature groups to compute "
+                                                        "(default: every windowed group of the catalog).")
+    stream_allowed_lateness_s: float = Field(
+        300.0, ge=0, description="Events older than an entity's newest event minus this are late: dead-lettered.")
+    stream_batch_size: int = Field(2000, ge=1, description="Events per compute batch (stream.take).")
+    stream_batch_window_s: float = Field(0.25, gt=0, description="Longest wait to fill a compute batch.")
+    ingest_group_id: str = Field("riskpipe-ingest", description="Consumer group of the ingestion worker.")
+    ingest_batch_size: int = Field(5000, ge=1, description="Feature updates per ingestion micro-batch.")
+    ingest_flush_s: float = Field(1.0, gt=0, description="Longest wait before a partial micro-batch is written.")
+    archive_group_id: str = Field("riskpipe-archive", description="Consumer group of the event archiver.")
+    archive_flush_s: float = Field(30.0, gt=0, description="Longest wait before buffered events go to the lake.")
+    archive_batch_rows: int = Field(50_000, ge=1, description="Buffered events that force a lake write.")
+    archive_compact_min_files: int = Field(
+        8, ge=2, description="A closed hour partition with at least this many files is compacted into one.")
+    worker_status_interval_s: float = Field(2.0, gt=0, description="How often workers refresh their status file.")
+
     # -- serving
     serving_port: int = 3000
     serving_api_key: SecretStr | None = None
@@ -81,6 +125,8 @@ class Settings(BaseSettings):
             self.airflow_home = self.data_dir / "airflow"
         if self.lake_uri is None:
             self.lake_uri = str(self.data_dir / "lake")
+        if self.bentoml_home is None:
+            self.bentoml_home = self.data_dir / "bentoml"
         return self
 
     # -- derived addresses, so no caller formats them by hand
