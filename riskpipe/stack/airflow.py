@@ -46,7 +46,42 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         # standalone launches its components as `airflow ...` subprocesses found on PATH.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         **settings.to_env(),
+        **airflow_connections(settings),
     }
+
+
+# --- connections of the providers (kept apart from the AIRFLOW__* config above) ------------------------------------
+
+
+def airflow_connections(settings: Settings) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables (JSON form) for the provider hooks the DAGs use.
+
+    Built from Settings so the Kafka provider's operators and SnowflakeHook reach the same
+    broker and warehouse as the rest of riskpipe, without anyone creating connections by hand.
+    The Snowflake connection only exists when an account is configured.
+    """
+    env = {
+        _conn_var(settings.airflow_kafka_conn_id): json.dumps({
+            "conn_type": "kafka",
+            "extra": {"bootstrap.servers": settings.bootstrap_servers, "group.id": "riskpipe-airflow",
+                      "auto.offset.reset": "earliest"},
+        }),
+    }
+    if settings.snowflake_account:
+        extra = {"account": settings.snowflake_account, "database": settings.snowflake_database,
+                 "warehouse": settings.snowflake_warehouse, "role": settings.snowflake_role}
+        env[_conn_var(settings.airflow_snowflake_conn_id)] = json.dumps({
+            "conn_type": "snowflake",
+            "login": settings.snowflake_user,
+            "password": settings.snowflake_password.get_secret_value() if settings.snowflake_password else None,
+            "schema": settings.snowflake_schema,
+            "extra": {k: v for k, v in extra.items() if v},
+        })
+    return env
+
+
+def _conn_var(conn_id: str) -> str:
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
 
 
 def admin_password(settings: Settings) -> str | None:
