@@ -115,6 +115,19 @@ class Settings(BaseSettings):
     # -- serving
     serving_port: int = 3000
     serving_api_key: SecretStr | None = None
+    serving_device: Literal["auto", "cpu", "cuda"] = Field(
+        "cpu", description="XGBoost scoring device: single-row scoring is fastest on the CPU; auto/cuda use a GPU.")
+    serving_redis_timeout_ms: int = Field(
+        50, ge=1, description="Socket timeout of the serving Redis client: past it a request scores degraded.")
+    serving_redis_retry_s: float = Field(
+        0.5, ge=0, description="After a Redis failure, requests skip Redis this long (no timeout paid per request).")
+    serving_reload_interval_s: float = Field(
+        3.0, gt=0, description="How often serving polls the production pointer for a newly promoted model.")
+    serving_max_batch: int = Field(1000, ge=1, description="Most requests one /score/batch call may carry.")
+    serving_max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest request body accepted (413 past it).")
+    serving_log_queue: int = Field(
+        20_000, ge=1, description="Prediction-log records buffered for Kafka; past it records are dropped and counted.")
+    serving_reason_codes: int = Field(3, ge=0, le=20, description="Top feature contributions returned per score.")
 
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> Settings:
