@@ -13,9 +13,10 @@ applies all of them to a frame (training) or a dict (serving).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -32,15 +33,35 @@ def _out(values: np.ndarray, scalar: bool) -> Any:
     return values.item() if scalar else values
 
 
+def _scalar_epoch_seconds(value: Any) -> float:
+    """One timestamp without building a Series: serving calls this per request, so it must be cheap."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return math.nan
+    if isinstance(value, datetime):  # pd.Timestamp included
+        return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).timestamp()
+    return float(_epoch_seconds(pd.Series([value], dtype=object))[0])
+
+
 def _epoch_seconds(value: Any) -> np.ndarray:
     """Seconds since the epoch as float (NaN for missing); naive times are UTC."""
-    series = pd.Series([value]) if _is_scalar(value) else pd.Series(list(value), dtype=object)
+    if _is_scalar(value):
+        return np.array([_scalar_epoch_seconds(value)])
+    series = pd.Series(list(value), dtype=object)
     stamps = pd.to_datetime(series, utc=True)
     epoch = pd.Timestamp(0, tz="UTC")
     return (stamps - epoch).dt.total_seconds().to_numpy(dtype=float)
 
 
+def _scalar_float(value: Any) -> float:
+    try:
+        return math.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _floats(value: Any) -> np.ndarray:
+    if _is_scalar(value):
+        return np.array([_scalar_float(value)])
     return pd.to_numeric(pd.Series([value] if _is_scalar(value) else list(value), dtype=object),
                          errors="coerce").to_numpy(dtype=float)
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from features.on_demand import ON_DEMAND_FEATURES, compute_on_demand
 from serving.metrics import ServingMetrics
@@ -82,7 +81,7 @@ class Scorer:
         fetched = time.perf_counter()
         rows = [feature_row(r, lk, now) for r, lk in zip(requests, lookups, strict=True)]
         matrix, missing = to_matrix(rows, model.feature_columns)
-        scores = model.predict(pd.DataFrame(matrix, columns=model.feature_columns))
+        scores = model.predict_matrix(matrix)
         decisions = model.thresholds.decide(scores) if model.thresholds else np.full(len(rows), "allow")
         reasons = top_reasons(model.booster, matrix, model.feature_columns, self.reason_codes)
         done = time.perf_counter()
