@@ -24,11 +24,11 @@ def _fmt_uptime(seconds: float | None) -> str:
 
 def print_status(rows: list[supervisor.ServiceStatus]) -> None:
     table = Table(title="riskpipe local stack")
-    for col in ("service", "pid", "address", "healthy", "uptime"):
+    for col in ("service", "pid", "address", "healthy", "uptime", "progress"):
         table.add_column(col, overflow="fold")
     for r in rows:
         health = "[green]yes[/]" if r.healthy else ("[red]no[/]" if r.running else "[dim]stopped[/]")
-        table.add_row(r.name, str(r.pid or "-"), r.address, health, _fmt_uptime(r.uptime_s))
+        table.add_row(r.name, str(r.pid or "-"), r.address, health, _fmt_uptime(r.uptime_s), r.progress or "")
     console.print(table)
     for r in rows:
         if r.credentials:

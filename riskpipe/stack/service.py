@@ -41,6 +41,7 @@ class Service:
     stop_timeout_s: float = 15.0
     hint: str = ""
     credentials: Callable[[Settings], str] | None = None
+    progress: Callable[[Settings], str] | None = None  # one line for `riskpipe status` (workers: counts, freshness)
 
     def __post_init__(self) -> None:
         if (self.command is None) == (self.setup is None):

@@ -217,3 +217,71 @@ register(Service(
     hint="Ports taken? Set RISKPIPE_AIRFLOW_API_PORT / _WORKER_LOG_PORT / _TRIGGER_LOG_PORT. "
          "A corrupt SQLite DB: remove <data_dir>/airflow/airflow.db and retry.",
 ))
+
+
+# --- streaming workers (streaming/: owned by the stream-compute issue) ---------------------------------------------
+# Each worker writes <run_dir>/<name>.status.json every few seconds; health = a fresh "running" report,
+# progress = its counters, newest event time and freshness (see streaming/status.py).
+
+
+def _stream_worker(name: str, subcommand: str, description: str, reads: str, depends_on: tuple[str, ...],
+                   hint: str) -> Service:
+    from streaming.status import is_fresh, progress_line
+
+    return Service(
+        name=name,
+        description=description,
+        command=lambda _s: [sys.executable, "-m", "riskpipe", "stream", subcommand],
+        address=lambda s: f"{s.bootstrap_servers} {s.topic_prefix}{reads}",
+        health=lambda s: is_fresh(s, name),
+        progress=lambda s: progress_line(s, name),
+        depends_on=depends_on,
+        start_timeout_s=90,
+        stop_timeout_s=30,
+        hint=hint,
+    )
+
+
+register(_stream_worker(
+    "stream-compute", "compute", "Faust feature worker: events.* -> features.<group>", "events.*", ("topics",),
+    "Faust joins its consumer group first (a few seconds); see the log for rebalancing or changelog recovery. "
+    "RISKPIPE_STREAM_APP_ID names its group and tables."))
+register(_stream_worker(
+    "stream-ingest", "ingest", "Ingestion: features.<group> -> Redis + offline store", "features.*",
+    ("topics", "redis", "offline-store"),
+    "It retries while Redis or the offline store is unavailable (status shows 'retrying'); "
+    "DuckDB allows one writer process at a time."))
+register(_stream_worker(
+    "stream-archive", "archive", "Event archive: events.* -> Parquet lake (topic/dt/hour)", "events.*", ("topics",),
+    "Check RISKPIPE_LAKE_URI (a directory or s3:// URL) is writable."))
+# --- end of streaming workers --------------------------------------------------------------------------------------
+
+
+# --- scoring service (serving/: owned by the serving issue) --------------------------------------------------------
+# Starts without a production model: /healthz answers, /score returns 503 until `riskpipe train` promotes one.
+
+
+def _serving_healthy(settings: Settings) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{settings.serving_url}/healthz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+register(Service(
+    name="serving",
+    description="BentoML fraud scoring service (POST /score, /score/batch; /metrics)",
+    command=lambda s: [sys.executable, "-m", "bentoml", "serve", "serving.service:FraudScorer",
+                       "--host", s.host, "--port", str(s.serving_port)],
+    env=lambda s: {"BENTOML_HOME": str(s.bentoml_home), "BENTOML_DO_NOT_TRACK": "true"},
+    address=lambda s: s.serving_url,
+    health=_serving_healthy,
+    depends_on=("topics", "redis"),
+    start_timeout_s=90,
+    stop_timeout_s=20,
+    hint="Port taken? Set RISKPIPE_SERVING_PORT. /score answers 503 until a model is promoted (`riskpipe train`).",
+))
+# --- end of scoring service ----------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ class ServiceStatus:
     healthy: bool
     uptime_s: float | None
     credentials: str | None = None
+    progress: str | None = None
 
 
 def log_path(settings: Settings, name: str) -> Path:
@@ -229,6 +230,7 @@ def status(settings: Settings) -> list[ServiceStatus]:
             healthy=healthy,
             uptime_s=state.uptime_s if state and running else None,
             credentials=service.credentials(settings) if service.credentials and running else None,
+            progress=service.progress(settings) if service.progress and running else None,
         ))
     return rows
 

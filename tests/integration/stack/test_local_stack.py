@@ -43,7 +43,7 @@ def _stack_procs(data_dir: Path) -> list[psutil.Process]:
 
 def test_full_stack_up_status_down(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("broker_port", "redis_port", "airflow_api_port",
-                                             "airflow_worker_log_port", "airflow_trigger_log_port")}
+                                             "airflow_worker_log_port", "airflow_trigger_log_port", "serving_port")}
     env = _env(tmp_path / "rp", **ports)
     try:
         first = _run(["up"], env)
@@ -51,14 +51,16 @@ def test_full_stack_up_status_down(tmp_path: Path) -> None:
 
         status = _run(["status", "--json"], env)
         rows = {r["name"]: r for r in json.loads(status.stdout)}
-        assert set(rows) == {"broker", "topics", "redis", "offline-store", "airflow"}
+        assert set(rows) == {"broker", "topics", "redis", "offline-store", "airflow",
+                             "stream-compute", "stream-ingest", "stream-archive", "serving"}
         assert all(r["healthy"] for r in rows.values()), rows
         assert rows["airflow"]["credentials"].startswith("admin / ")
         assert (tmp_path / "rp" / "offline.duckdb").exists()
 
         again = _run(["up"], env)
         assert again.returncode == 0
-        assert again.stdout.count("already running") == 3  # broker, redis, airflow
+        assert again.stdout.count("already running") == 7  # broker, redis, airflow, three stream workers, serving
+        assert all(rows[w]["progress"] for w in ("stream-compute", "stream-ingest", "stream-archive"))
 
         pids = [r["pid"] for r in rows.values() if r["pid"]]
         assert _stack_procs(tmp_path / "rp"), "the marker should find the running stack"

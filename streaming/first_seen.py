@@ -1,0 +1,74 @@
+"""Incremental "first seen" flags (``FirstSeen`` derived columns) with bounded state.
+
+The definition (features.definitions): an event is first-seen when no *earlier* event, ordered
+by ``(event_time, event_id)``, has the same key values within ``lookback``. A naive engine keeps
+every event for the whole lookback (90 days for some flags). Two observations keep the state small
+and still exact when events arrive out of order:
+
+* An event older than the entity's watermark minus the allowed lateness is *settled*: every event
+  the engine will still accept is later than it. For settled events only the newest one per key
+  combination can ever decide a future flag, so one timestamp replaces them all.
+* A late event can only turn flags of *later* events from True to False (it adds an earlier
+  candidate, never removes one), so ``observe`` reports the ids it demotes and the caller fixes
+  the contributions of exactly those events.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Sequence
+from typing import Any
+
+# combo -> [newest settled time (us) or None, sorted [[time_us, event_id], ...] not yet settled]
+Entries = dict[str, list[Any]]
+
+
+def combo_key(values: Sequence[Any]) -> str:
+    """A collision-free string for a tuple of key values (JSON: ids may contain any character)."""
+    return json.dumps(list(values), separators=(",", ":"), ensure_ascii=False)
+
+
+class FirstSeenIndex:
+    """Times of the key combinations of one flag, for one entity."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: Entries | None = None) -> None:
+        self.entries: Entries = entries if entries is not None else {}
+
+    def observe(self, combo: str, t: int, event_id: str, lookback_us: int) -> tuple[bool, list[str]]:
+        """Record event ``(t, event_id)``; return its flag and the ids of later events it demotes."""
+        entry = self.entries.get(combo)
+        if entry is None:
+            self.entries[combo] = [None, [[t, event_id]]]
+            return True, []
+        settled, recent = entry
+        first = settled is None or settled <= t - lookback_us
+        pos = bisect.bisect_left(recent, [t, event_id])
+        if first and pos > 0 and recent[pos - 1][0] > t - lookback_us:  # the newest earlier one decides
+            first = False
+        demoted = []
+        for later_t, later_id in recent[pos:]:
+            if later_t >= t + lookback_us:
+                break
+            demoted.append(later_id)
+        recent.insert(pos, [t, event_id])
+        return first, demoted
+
+    def settle(self, cutoff: int, lookback_us: int) -> None:
+        """Fold entries older than ``cutoff`` (watermark - lateness) into one time; drop what can never matter."""
+        dead = []
+        for combo, entry in self.entries.items():
+            recent = entry[1]
+            n = bisect.bisect_left(recent, [cutoff, ""])
+            if n:
+                newest = recent[n - 1][0]
+                entry[0] = newest if entry[0] is None else max(entry[0], newest)
+                del recent[:n]
+            if entry[0] is not None and entry[0] <= cutoff - lookback_us:
+                entry[0] = None
+            if entry[0] is None and not recent:
+                dead.append(combo)
+        for combo in dead:
+            del self.entries[combo]

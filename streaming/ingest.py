@@ -1,0 +1,275 @@
+"""Ingestion worker: ``features.<group>`` -> online store (Redis) + offline store (DuckDB/Snowflake).
+
+The feature topics are the buffer between compute and the stores: compute never writes a
+store, so a store outage only delays ingestion, and a replay of the topics rebuilds both.
+
+Exactly-once *effect* from at-least-once delivery:
+
+* Offsets are committed only after both stores accepted the micro-batch (manual commits).
+* Online writes are newest-event-time-wins, decided in Redis (a replay rewrites equal values).
+* Offline appends go through ``append_features``, which skips (entity, event_time) rows that
+  exist. Updates flagged ``correction`` (an out-of-order event changed an emitted point) replace
+  the stored row instead: delete + append in one transaction. Within a micro-batch the last
+  update per (group, entity, event_time) wins, which is the topic's order for that entity.
+
+DuckDB allows one writing process per file, and Airflow tasks write too, so the offline store
+is opened per micro-batch and closed right after; a lock conflict is just another retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from events.dlq import DeadLetterPublisher
+from events.producer import EventProducer
+from features.definitions.groups import WindowedFeatureGroup
+from features.offline.arrow_utils import ARROW_BY_DTYPE, TS
+from features.offline.base import OfflineStore
+from features.offline_access import open_offline_store
+from features.online.redis_store import RedisOnlineStore
+from features.store_tx import atomic
+from riskpipe.settings import Settings
+from streaming.retry import retry_until_done
+from streaming.status import WorkerStatus
+from streaming.topology import ensure_topics, stream_groups, update_topic
+from streaming.updates import FeatureUpdate, UpdateError, decode_update
+from streaming.window_state import from_us
+
+log = logging.getLogger(__name__)
+
+WORKER_NAME = "stream-ingest"
+DELETE_CHUNK = 200  # (key, time) pairs per DELETE statement: well below any parameter limit
+OFFLINE_LOCK_WAIT_S = 5.0  # per attempt; the retry loop waits longer between attempts
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Dead-letter reason of a feature update ingestion cannot use (duck-types ``events.decode.Rejection``)."""
+
+    message: str
+    field: str | None = None
+    reason: str = "bad_feature_update"
+
+
+class FeatureSinks:
+    """Writes micro-batches of updates to both stores; raises on failure (the caller retries)."""
+
+    def __init__(self, settings: Settings, groups: Sequence[WindowedFeatureGroup],
+                 online: RedisOnlineStore, open_offline: Callable[[], OfflineStore] | None = None) -> None:
+        self.settings = settings
+        self.groups = {g.name: g for g in groups}
+        self.online = online
+        self.open_offline = open_offline or (lambda: open_offline_store(settings, OFFLINE_LOCK_WAIT_S))
+
+    def check(self, update: FeatureUpdate) -> str | None:
+        """Why ``update`` cannot be ingested, or None."""
+        group = self.groups.get(update.group)
+        if group is None:
+            return f"group {update.group!r} is not ingested by this worker"
+        if update.version != group.version:
+            return f"group {update.group!r} version {update.version} is not the current v{group.version}"
+        if update.join_key != group.entity.join_key:
+            return f"join_key {update.join_key!r} is not {group.entity.join_key!r}"
+        unknown = set(update.features) - {f.name for f in group.features}
+        if unknown:
+            return f"unknown feature(s) {sorted(unknown)} for group {update.group!r}"
+        return None
+
+    def split_unfit(self, updates: Sequence[FeatureUpdate]
+                    ) -> tuple[list[FeatureUpdate], list[tuple[FeatureUpdate, str]]]:
+        """Updates whose values fit the declared dtypes, and the rest with the reason (checked per group, then
+        per update only when a group's batch fails, so the common case costs one conversion)."""
+        by_group: dict[str, list[FeatureUpdate]] = {}
+        for u in updates:
+            by_group.setdefault(u.group, []).append(u)
+        bad: list[tuple[FeatureUpdate, str]] = []
+        for name, rows in by_group.items():
+            try:
+                self.table(self.groups[name], rows)
+                continue
+            except _ARROW_ERRORS:
+                pass
+            for u in rows:
+                try:
+                    self.table(self.groups[name], [u])
+                except _ARROW_ERRORS as exc:
+                    bad.append((u, f"feature values do not fit the declared dtypes: {exc}"))
+        rejected = {id(u) for u, _ in bad}
+        return [u for u in updates if id(u) not in rejected], bad
+
+    @staticmethod
+    def table(group: WindowedFeatureGroup, updates: Sequence[FeatureUpdate]) -> pa.Table:
+        columns: dict[str, pa.Array] = {
+            group.entity.join_key: pa.array([u.entity_key for u in updates], pa.string()),
+            "event_time": pa.array([u.event_time_us for u in updates], TS),
+        }
+        for feature in group.features:
+            columns[feature.name] = pa.array([u.features.get(feature.name) for u in updates],
+                                             ARROW_BY_DTYPE[feature.dtype])
+        return pa.table(columns)
+
+    def write(self, updates: Sequence[FeatureUpdate]) -> dict[str, int]:
+        """Both stores, all or nothing per store; safe to call again with the same batch."""
+        latest: dict[tuple[str, str, int], FeatureUpdate] = {}
+        upsert: set[tuple[str, str, int]] = set()
+        for u in updates:
+            point = (u.group, u.entity_key, u.event_time_us)
+            latest[point] = u
+            if u.correction:
+                upsert.add(point)
+        by_group: dict[str, list[FeatureUpdate]] = {}
+        for u in latest.values():
+            by_group.setdefault(u.group, []).append(u)
+        tables = {name: self.table(self.groups[name], rows) for name, rows in by_group.items()}
+        counts = {"online": 0, "offline": 0, "upserts": 0}
+        for name, table in tables.items():
+            counts["online"] += self.online.write_batch(self.groups[name], table)
+        store = self.open_offline()
+        try:
+            with atomic(store):
+                for name, table in tables.items():
+                    group = self.groups[name]
+                    points = [(k, t) for (g, k, t) in upsert if g == name]
+                    if points and store.table_exists(group.table_name):
+                        self._delete_points(store, group, points)
+                        counts["upserts"] += len(points)
+                    counts["offline"] += store.append_features(group, table)
+        finally:
+            store.close()
+        return counts
+
+    @staticmethod
+    def _delete_points(store: OfflineStore, group: WindowedFeatureGroup, points: list[tuple[str, int]]) -> None:
+        key = group.entity.join_key
+        for i in range(0, len(points), DELETE_CHUNK):
+            chunk = points[i:i + DELETE_CHUNK]
+            where = " OR ".join([f"({key} = ? AND event_time = ?)"] * len(chunk))
+            params: list[Any] = []
+            for entity_key, t in chunk:
+                params += [entity_key, from_us(t)]
+            store.execute(f"DELETE FROM {group.table_name} WHERE {where}", params)
+
+
+class IngestWorker:
+    """The consumer loop: micro-batch, write both stores (retrying), then commit."""
+
+    def __init__(self, settings: Settings, sinks: FeatureSinks | None = None) -> None:
+        self.settings = settings
+        self.groups = stream_groups(settings)
+        self.sinks = sinks or FeatureSinks(settings, self.groups, RedisOnlineStore.from_settings(settings))
+        self.status = WorkerStatus(WORKER_NAME)
+        self.stop = threading.Event()
+        self.producer = EventProducer(settings.bootstrap_servers, client_id=f"{settings.ingest_group_id}-dlq")
+        self.dlq = DeadLetterPublisher(self.producer)
+
+    def _consumer(self) -> Any:
+        from confluent_kafka import Consumer
+
+        session = self.settings.kafka_session_timeout_ms
+        return Consumer({
+            "bootstrap.servers": self.settings.bootstrap_servers,
+            "group.id": self.settings.ingest_group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": session,
+            "heartbeat.interval.ms": max(100, session // 4),
+            "max.poll.interval.ms": 600_000,  # a long store outage is retried without polling
+            "enable.partition.eof": False,
+        })
+
+    def run(self) -> None:
+        topics = [update_topic(self.settings, g.name) for g in self.groups]
+        ensure_topics(self.settings, topics)
+        consumer = self._consumer()
+        # write what is buffered before partitions move to another member (it would re-ingest them anyway)
+        consumer.subscribe(topics, on_revoke=lambda c, _partitions: self._flush_buffer(c))
+        self.status.state = "running"
+        self.status.write(self.settings, force=True)
+        log.info("ingestion started", extra={"topics": topics, "group_id": self.settings.ingest_group_id})
+        self._buffer: list[Any] = []
+        self._started = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                elapsed = time.monotonic() - self._started
+                wait = max(0.05, self.settings.ingest_flush_s - elapsed) if self._buffer else 0.5
+                room = self.settings.ingest_batch_size - len(self._buffer)
+                for msg in consumer.consume(num_messages=room, timeout=min(wait, 0.5)):
+                    if msg.error():
+                        log.warning("consumer error", extra={"kafka_error": str(msg.error())})
+                        continue
+                    if not self._buffer:
+                        self._started = time.monotonic()
+                    self._buffer.append(msg)
+                full = len(self._buffer) >= self.settings.ingest_batch_size
+                due = self._buffer and time.monotonic() - self._started >= self.settings.ingest_flush_s
+                if full or due:
+                    self._flush_buffer(consumer)
+                self.status.write(self.settings)
+            self._flush_buffer(consumer)
+        finally:
+            consumer.close()  # leaves the group at once instead of waiting out the session
+            self.producer.flush()
+            self.status.state = "stopped"
+            self.status.write(self.settings, force=True)
+
+    def _flush_buffer(self, consumer: Any) -> None:
+        buffer, self._buffer = self._buffer, []
+        if buffer:
+            self._flush(consumer, buffer)
+
+    def _flush(self, consumer: Any, messages: list[Any]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        updates: list[FeatureUpdate] = []
+        for msg in messages:
+            try:
+                update = decode_update(msg.value())
+                problem = self.sinks.check(update)
+            except UpdateError as exc:
+                update, problem = None, str(exc)
+            if problem is not None or update is None:
+                self.dlq.publish(msg.topic(), msg.value(), Rejected(problem or "unreadable"),  # type: ignore[arg-type]
+                                 key=msg.key(), partition=msg.partition(), offset=msg.offset())
+                self.status.counters["rejected"] += 1
+                continue
+            updates.append(update)
+        updates, unfit = self.sinks.split_unfit(updates)
+        for update, reason in unfit:
+            self.dlq.publish(update_topic(self.settings, update.group), None, Rejected(reason),  # type: ignore[arg-type]
+                             key=update.entity_key.encode())
+            self.status.counters["rejected"] += 1
+        if updates:
+            counts = retry_until_done(lambda: self.sinks.write(updates), "store write", settings=self.settings,
+                                      status=self.status)
+            for name, n in counts.items():
+                self.status.counters[name] += n
+            for u in updates:
+                self.status.saw_event_time(u.event_time_us)
+        self.producer.flush()  # dead letters are durable before their offsets are committed
+        offsets: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            tp = (msg.topic(), msg.partition())
+            offsets[tp] = max(offsets.get(tp, -1), msg.offset() + 1)
+        try:
+            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+        except KafkaException as exc:  # partitions moved during a long retry: the new owner re-ingests (idempotent)
+            log.warning("commit failed", extra={"kafka_error": str(exc)})
+        self.status.counters["consumed"] += len(messages)
+        self.status.counters["batches"] += 1
+
+
+def run_ingest(settings: Settings) -> None:
+    """Entry point of the ingestion process; SIGTERM/SIGINT finish the current micro-batch, then exit."""
+    worker = IngestWorker(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop.set())
+    worker.run()

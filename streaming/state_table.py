@@ -1,0 +1,72 @@
+"""Entity states in a key-value table (a Faust changelog-backed Table in the worker, a dict in tests).
+
+One table value per entity holds the states of every group keyed by that entity, so a batch
+writes one changelog record per touched entity, not one per (entity, group). Values are bytes
+(JSON) so the changelog is readable with any Kafka tool and recovery needs no pickling.
+
+Decoding JSON on every access would cost more than the window arithmetic, so decoded states
+are cached next to the bytes they came from; the cache entry is trusted only while the table
+still holds *that very bytes object* (an identity check), so a value restored from the
+changelog after a rebalance is always decoded afresh.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from streaming.window_state import EntityState, GroupPlan
+
+TABLE_FORMAT = 1
+CHANGELOG_MARKER = b"\x00rp-changelog-marker"  # never an entity key (ids are printable); see streaming.faust_app
+
+
+class KeyValueTable(Protocol):
+    """Keys are UTF-8 bytes: with the ``raw`` codec the changelog key equals the source topic's key, so
+    the producer's murmur2 partitioner files it under the partition it is recovered with."""
+
+    def get(self, key: bytes, default: Any = None) -> Any: ...
+    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+    def __delitem__(self, key: bytes) -> None: ...
+
+
+class StateTable:
+    """Load and store ``{group name: EntityState}`` per entity key."""
+
+    def __init__(self, table: KeyValueTable, plans: Mapping[str, GroupPlan], *, cache_entries: int = 200_000) -> None:
+        self.table = table
+        self.plans = dict(plans)
+        self._cache: dict[str, tuple[bytes, dict[str, EntityState]]] = {}
+        self._cache_entries = cache_entries
+        self.touched: set[bytes] = set()  # keys written since the caller last cleared it (changelog markers)
+
+    def load(self, key: str) -> dict[str, EntityState]:
+        raw = self.table.get(key.encode())
+        if raw is None:
+            return {}
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        payload = json.loads(raw)
+        if payload.get("f") != TABLE_FORMAT:
+            raise ValueError(f"table value of {key!r}: format {payload.get('f')!r} is not {TABLE_FORMAT}")
+        # Groups no longer computed (removed from stream_groups) are dropped; new ones start empty.
+        return {name: EntityState.from_payload(self.plans[name], state)
+                for name, state in payload["groups"].items() if name in self.plans}
+
+    def store(self, key: str, states: dict[str, EntityState]) -> None:
+        live = {name: state for name, state in states.items() if not state.empty}
+        if not live:
+            self._cache.pop(key, None)
+            if self.table.get(key.encode()) is not None:
+                del self.table[key.encode()]
+                self.touched.add(key.encode())
+            return
+        raw = json.dumps({"f": TABLE_FORMAT, "groups": {n: s.to_payload() for n, s in live.items()}},
+                         separators=(",", ":"), ensure_ascii=False).encode()
+        self.table[key.encode()] = raw
+        self.touched.add(key.encode())
+        if len(self._cache) >= self._cache_entries:
+            self._cache.clear()  # crude but bounded; the next batch re-decodes what it touches
+        self._cache[key] = (raw, live)

@@ -1,0 +1,84 @@
+"""Which groups the stream computes and which topics the workers use (names from settings, never literals).
+
+``features.<group>`` topics exist only once the registry defines groups, so the workers create
+the topics they read or write at start-up (idempotent) instead of relying on `riskpipe up`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+
+from features.definitions.catalog import FEATURE_GROUPS
+from features.definitions.groups import WindowedFeatureGroup
+from riskpipe.errors import UsageError
+from riskpipe.settings import Settings
+from riskpipe.topics import EVENT_TOPICS, dlq_topic, feature_topic
+from streaming.window_state import GroupPlan, PlanError
+
+log = logging.getLogger(__name__)
+
+
+def stream_groups(settings: Settings) -> list[WindowedFeatureGroup]:
+    """The windowed groups to compute: all of the catalog, or those named in ``stream_groups``."""
+    windowed = [g for g in FEATURE_GROUPS if isinstance(g, WindowedFeatureGroup)]
+    if not settings.stream_groups:
+        return windowed
+    by_name = {g.name: g for g in windowed}
+    wanted = [n.strip() for n in settings.stream_groups.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        raise UsageError(f"stream_groups: unknown or non-stream group(s) {unknown}; known: {sorted(by_name)} "
+                         f"(check RISKPIPE_STREAM_GROUPS)")
+    return [by_name[n] for n in wanted]
+
+
+def plans(settings: Settings) -> list[GroupPlan]:
+    lateness = timedelta(seconds=settings.stream_allowed_lateness_s)
+    try:
+        return [GroupPlan(g, lateness) for g in stream_groups(settings)]
+    except PlanError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def physical(settings: Settings, logical: str) -> str:
+    """The topic name on the broker (``topic_prefix`` + the architecture's name)."""
+    return f"{settings.topic_prefix}{logical}"
+
+
+def event_topics(settings: Settings) -> list[str]:
+    return [physical(settings, t) for t in EVENT_TOPICS]
+
+
+def update_topic(settings: Settings, group: str) -> str:
+    return physical(settings, feature_topic(group))
+
+
+def rekey_topic(settings: Settings) -> str:
+    """The repartition topic between the two compute stages; named after the app id, so apps never share it."""
+    return f"{settings.topic_prefix}{settings.stream_app_id}-rekey"
+
+
+def update_dlq_topic(settings: Settings, group: str) -> str:
+    return dlq_topic(update_topic(settings, group))
+
+
+def ensure_topics(settings: Settings, names: Iterable[str]) -> None:
+    """Create missing topics with the configured partition count (already-existing ones are fine)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    existing = set(admin.list_topics(timeout=10).topics)
+    new = [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1)
+           for t in dict.fromkeys(names) if t not in existing]
+    if not new:
+        return
+    for topic, future in admin.create_topics(new).items():
+        try:
+            future.result(15)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+        log.info("created topic", extra={"topic": topic})

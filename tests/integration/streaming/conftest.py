@@ -1,0 +1,31 @@
+"""Fixtures of the streaming integration tests (helpers live in ``stream_harness``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from stream_harness import Workers
+
+from riskpipe.settings import Settings
+
+
+@pytest.fixture
+def stream_settings(settings: Settings, broker: str, redis_url: str, unique: str) -> Settings:
+    """Everything named after the test, small session timeouts, fast status refresh."""
+    return settings.model_copy(update={
+        "kafka_bootstrap_servers": broker, "redis_url": redis_url, "online_key_prefix": unique,
+        "topic_prefix": f"{unique}.", "stream_app_id": f"{unique}-stream", "ingest_group_id": f"{unique}-ingest",
+        "archive_group_id": f"{unique}-archive", "kafka_session_timeout_ms": 2000,
+        "worker_status_interval_s": 0.5, "stream_batch_size": 500, "stream_batch_window_s": 0.2,
+        # a replayed backlog interleaves partitions arbitrarily: re-keyed groups see hours of skew
+        "stream_allowed_lateness_s": 2 * 86_400.0, "ingest_flush_s": 0.5, "offline_lock_wait_s": 30.0,
+    })
+
+
+@pytest.fixture
+def workers(stream_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(stream_settings, tmp_path)
+    yield w
+    w.stop_all()
