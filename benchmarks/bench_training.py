@@ -1,6 +1,6 @@
 """Training pipeline benchmark: time per stage on a simulated history, and model scoring latency.
 
-    .venv/bin/python -m benchmarks.bench_training [--accounts 1000] [--days 10] [--rounds 300]
+    .venv/bin/python -m benchmarks.bench_training [--accounts 1000] [--days 10] [--rounds 300] [--scale-rows 1000000]
 
 Simulates ``accounts`` x ``days`` into a throwaway DuckDB, then times each stage of
 ``training.pipeline`` as the DAG runs them (build = PIT/as-of feature joins for every catalog
@@ -8,6 +8,9 @@ group; validate = the Great Expectations suite, import included; train; evaluate
 register to BentoML; gate). Also measures single-row scoring (``FraudModel.predict`` on one
 row, what serving does) as p50/p99 and batch scoring throughput. Quality numbers (AUC-PR vs the
 base rate) are recorded so a faster change that hurts the model is visible.
+Then the scale-up: the simulated training set resampled (with replacement, per split) to
+``--scale-rows`` rows and trained with the same ``train_model`` on the CPU, and on CUDA too when
+a GPU is usable, for training time and GPU speedup at a size the simulation alone cannot reach fast.
 Results: ``benchmarks/results/training.json``.
 """
 
@@ -22,12 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from benchmarks.machine import DEFAULT_PACKAGES, machine_info
 from riskpipe.settings import Settings
 from training import pipeline
 from training.config import TrainingConfig
+from training.dataset import SPLIT, TrainingSet
+from training.device import cuda_available
 from training.testing import START, simulate_history
+from training.train import train_model
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,7 +47,7 @@ def _timed(name: str, timings: dict[str, float], fn: Any, *args: Any) -> Any:
     return result
 
 
-def run(accounts: int, days: float, rounds: int) -> dict[str, Any]:
+def run(accounts: int, days: float, rounds: int, scale_rows: int = 0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="rp-bench-training-") as tmp:
         settings = Settings(data_dir=Path(tmp) / "riskpipe", training_device="auto")
         timings: dict[str, float] = {}
@@ -66,7 +73,9 @@ def run(accounts: int, days: float, rounds: int) -> dict[str, Any]:
         started = time.perf_counter()
         model.predict(test)
         batch_seconds = time.perf_counter() - started
-        frame_rows = len(pipeline.load_training_set(run_dir).frame)
+        training_set = pipeline.load_training_set(run_dir)
+        frame_rows = len(training_set.frame)
+        scale = scale_up(training_set, config, scale_rows) if scale_rows else None
         return {
             "benchmark": "training",
             "params": {"accounts": accounts, "days": days, "num_boost_round": rounds},
@@ -81,8 +90,32 @@ def run(accounts: int, days: float, rounds: int) -> dict[str, Any]:
             "scoring": {"single_row_ms_p50": float(np.percentile(latencies, 50)),
                         "single_row_ms_p99": float(np.percentile(latencies, 99)),
                         "batch_rows_per_s": len(test) / batch_seconds},
+            "scale_up": scale,
             "machine": machine_info((*DEFAULT_PACKAGES, "great-expectations", "scikit-learn")),
         }
+
+
+def scale_up(training_set: TrainingSet, config: TrainingConfig, rows: int) -> dict[str, Any]:
+    """Train time at ``rows`` rows: each split resampled in proportion, so early stopping still sees
+    a validation period; CPU always, CUDA when a GPU is usable (speedup = cpu / cuda seconds)."""
+    frame = training_set.frame
+    rng = np.random.default_rng(0)
+    parts = []
+    for split, part in frame.groupby(SPLIT):
+        n = max(1, round(rows * len(part) / len(frame)))
+        parts.append(part.iloc[rng.integers(0, len(part), n)].assign(**{SPLIT: split}))
+    big = TrainingSet(frame=pd.concat(parts, ignore_index=True), feature_columns=training_set.feature_columns)
+    out: dict[str, Any] = {"rows": len(big.frame), "features": len(big.feature_columns)}
+    for device in ("cpu", "cuda") if cuda_available() else ("cpu",):
+        print(f"  scale-up: training on {len(big.frame):,} rows, device={device}", flush=True)
+        started = time.perf_counter()
+        model = train_model(big, config.model_copy(update={"device": device}))
+        out[f"{device}_seconds"] = round(time.perf_counter() - started, 2)
+        out[f"{device}_best_iteration"] = model.info.get("best_iteration")
+    out["gpu_available"] = "cuda_seconds" in out
+    if out["gpu_available"]:
+        out["gpu_speedup"] = round(out["cpu_seconds"] / out["cuda_seconds"], 2)
+    return out
 
 
 def main() -> None:
@@ -90,12 +123,13 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--days", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--scale-rows", type=int, default=1_000_000, help="0 skips the scale-up training run.")
     args = parser.parse_args()
-    result = run(args.accounts, args.days, args.rounds)
+    result = run(args.accounts, args.days, args.rounds, args.scale_rows)
     out = HERE / "results" / "training.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
-    print(json.dumps({k: result[k] for k in ("stage_seconds", "quality", "scoring")}, indent=2))
+    print(json.dumps({k: result[k] for k in ("stage_seconds", "quality", "scoring", "scale_up")}, indent=2))
 
 
 if __name__ == "__main__":
