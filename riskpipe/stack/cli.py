@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import typer
 from rich.console import Console
@@ -11,7 +12,8 @@ from rich.table import Table
 from riskpipe.settings import get_settings
 from riskpipe.stack import supervisor
 
-console = Console()
+# Piped output (logs, CI) gets a wide table instead of rich's 80-column default, so addresses stay whole.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _fmt_uptime(seconds: float | None) -> str:
