@@ -29,6 +29,13 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def known_currency(value: str) -> str:
+    """Settlement currencies only: shared by the event contract and the scoring request."""
+    if value not in CURRENCIES:
+        raise ValueError(f"unknown currency {value!r}; expected one of {sorted(CURRENCIES)}")
+    return value
+
+
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 Channel = Literal["web", "ios", "android", "api"]
@@ -70,12 +77,7 @@ class Transaction(Event):
     country: Country
     channel: Channel
 
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        if value not in CURRENCIES:
-            raise ValueError(f"unknown currency {value!r}")
-        return value
+    _currency = field_validator("currency")(lambda v: known_currency(v))
 
 
 class Login(Event):

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from events.contracts import CURRENCIES, MAX_AMOUNT, Country, Id, as_utc
+from events.contracts import MAX_AMOUNT, Country, Id, as_utc, known_currency
 
 TxnType = Literal["card_payment", "p2p_transfer", "deposit", "withdrawal"]
 Decision = Literal["allow", "review", "block"]
@@ -37,12 +37,7 @@ class ScoreRequest(BaseModel):
     last_password_change_time: datetime | None = None
     device_first_seen_time: datetime | None = None
 
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        if value not in CURRENCIES:
-            raise ValueError(f"unknown currency {value!r}; expected one of {sorted(CURRENCIES)}")
-        return value
+    _currency = field_validator("currency")(lambda v: known_currency(v))
 
     @field_validator("event_time", "last_password_change_time", "device_first_seen_time")
     @classmethod

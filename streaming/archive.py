@@ -40,7 +40,7 @@ from riskpipe.settings import Settings
 from riskpipe.topics import EVENT_TOPICS
 from streaming.compaction import compact, recover
 from streaming.status import WorkerStatus
-from streaming.topology import ensure_topics, physical
+from streaming.topology import ensure_topics, manual_commit_consumer, physical
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +62,7 @@ class ArchiveWorker:
         self._last_compaction = 0.0
 
     def _consumer(self) -> Any:
-        from confluent_kafka import Consumer
-
-        session = self.settings.kafka_session_timeout_ms
-        return Consumer({
-            "bootstrap.servers": self.settings.bootstrap_servers,
-            "group.id": self.settings.archive_group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": session,
-            "heartbeat.interval.ms": max(100, session // 4),
-            "max.poll.interval.ms": 600_000,
-        })
+        return manual_commit_consumer(self.settings, self.settings.archive_group_id)
 
     # -- crash recovery ---------------------------------------------------------------------------------
     def recover_journal(self, consumer: Any) -> None:

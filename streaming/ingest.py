@@ -39,7 +39,7 @@ from features.store_tx import atomic
 from riskpipe.settings import Settings
 from streaming.retry import retry_until_done
 from streaming.status import WorkerStatus
-from streaming.topology import ensure_topics, stream_groups, update_topic
+from streaming.topology import ensure_topics, manual_commit_consumer, stream_groups, update_topic
 from streaming.updates import FeatureUpdate, UpdateError, decode_update
 from streaming.window_state import from_us
 
@@ -172,19 +172,7 @@ class IngestWorker:
         self.dlq = DeadLetterPublisher(self.producer)
 
     def _consumer(self) -> Any:
-        from confluent_kafka import Consumer
-
-        session = self.settings.kafka_session_timeout_ms
-        return Consumer({
-            "bootstrap.servers": self.settings.bootstrap_servers,
-            "group.id": self.settings.ingest_group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": session,
-            "heartbeat.interval.ms": max(100, session // 4),
-            "max.poll.interval.ms": 600_000,  # a long store outage is retried without polling
-            "enable.partition.eof": False,
-        })
+        return manual_commit_consumer(self.settings, self.settings.ingest_group_id)
 
     def run(self) -> None:
         topics = [update_topic(self.settings, g.name) for g in self.groups]

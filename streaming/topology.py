@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from features.definitions.catalog import FEATURE_GROUPS
 from features.definitions.groups import WindowedFeatureGroup
@@ -82,3 +83,23 @@ def ensure_topics(settings: Settings, names: Iterable[str]) -> None:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
         log.info("created topic", extra={"topic": topic})
+
+
+def manual_commit_consumer(settings: Settings, group_id: str) -> Any:
+    """A confluent-kafka consumer that commits only after its sink wrote (at-least-once + idempotent sinks).
+
+    The session timeout follows the Tansu note (JoinGroup is held ~session/2); the long poll interval
+    lets a worker retry a store outage without being thrown out of the group.
+    """
+    from confluent_kafka import Consumer
+
+    session = settings.kafka_session_timeout_ms
+    return Consumer({
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": session,
+        "heartbeat.interval.ms": max(100, session // 4),
+        "max.poll.interval.ms": 600_000,
+    })
