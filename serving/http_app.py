@@ -23,7 +23,7 @@ RuntimeProvider = Callable[[], ServingRuntime]
 
 
 class _BodyTooLarge(Exception):
-    pass
+    """Raised while reading a body past the size limit; answered as 413."""
 
 
 class BodyLimit:
@@ -133,4 +133,4 @@ def create_app(runtime: RuntimeProvider) -> FastAPI:
 
 
 class _Unauthorized(Exception):
-    pass
+    """A missing or wrong API key; answered as 401."""

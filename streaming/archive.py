@@ -18,6 +18,7 @@ alone while it is still being written).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -82,11 +83,9 @@ class ArchiveWorker:
             if committed.get((topic, int(partition)), -1) >= end:
                 continue
             for file in journal["files"].get(key, []):
-                try:
+                with contextlib.suppress(FileNotFoundError):  # already gone: the undo is idempotent
                     fs.delete_file(file)
                     removed += 1
-                except FileNotFoundError:
-                    pass
         log.warning("recovered an interrupted archive flush", extra={"files_removed": removed})
         path.unlink()
 

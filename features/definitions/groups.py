@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from abc import abstractmethod
 from datetime import timedelta
 from string import Template
 from typing import Annotated, Any, Literal, Self
@@ -137,8 +138,9 @@ class FeatureGroupBase(BaseModel):
                 raise ValueError(f"features: duplicate feature name {name!r}")
             seen.add(name)
 
+    @abstractmethod
     def _computation(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """What determines the computed values (and so the fingerprint); each group kind says."""
 
     def fingerprint(self) -> str:
         """Hash of what determines the values: a change here needs a version bump and a backfill."""

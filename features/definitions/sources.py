@@ -8,34 +8,33 @@ package docstring for their exact meaning).
 
 from __future__ import annotations
 
-import types
-import typing
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal, Self
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from events.contracts import AccountChange, Event, Login, Transaction
+from events.schemas import arrow_schema
 from features.definitions.names import Duration, Name
 
 ColumnType = Literal["string", "float64", "int64", "bool", "timestamp"]
 MAX_LOOKBACK = timedelta(days=365)
 
 
-def _column_type(annotation: object) -> ColumnType:
-    """Map one pydantic field annotation to a column type (Optional[...] unwraps to its inner type)."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _column_type(inner[0])
-    if origin is typing.Annotated:
-        return _column_type(typing.get_args(annotation)[0])
-    if origin is Literal:
-        return _column_type(type(typing.get_args(annotation)[0]))
-    for py, kind in ((bool, "bool"), (int, "int64"), (float, "float64"), (str, "string"), (datetime, "timestamp")):
-        if annotation is py:
-            return kind  # type: ignore[return-value]
-    raise TypeError(f"no column type for annotation {annotation!r}")
+def _column_type(dtype: pa.DataType) -> ColumnType:
+    """Column type of one raw-table column, from the arrow schema the contracts define."""
+    if pa.types.is_timestamp(dtype):
+        return "timestamp"
+    if pa.types.is_boolean(dtype):
+        return "bool"
+    if pa.types.is_integer(dtype):
+        return "int64"
+    if pa.types.is_floating(dtype):
+        return "float64"
+    if pa.types.is_string(dtype):
+        return "string"
+    raise TypeError(f"no column type for arrow type {dtype}")
 
 
 class FirstSeen(BaseModel):
@@ -88,7 +87,7 @@ class Source(BaseModel):
     @classmethod
     def from_event(cls, model: type[Event], name: str) -> Source:
         """The source of one event contract: its topic, table and field types."""
-        columns = {field: _column_type(info.annotation) for field, info in model.model_fields.items()}
+        columns = {f.name: _column_type(f.type) for f in arrow_schema(model)}
         return cls(name=name, topic=model.topic, table=model.table, columns=columns)
 
     def with_first_seen(self, name: str, keys: tuple[str, ...] | list[str], lookback: timedelta,

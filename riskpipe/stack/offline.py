@@ -6,32 +6,22 @@ exist before the first simulator load or archive replay, so `riskpipe up` create
 
 from __future__ import annotations
 
-import types
-import typing
-from datetime import datetime
+import pyarrow as pa
 
 from events.contracts import EVENT_TYPES, Event, FraudLabel
+from events.schemas import TIMESTAMP, arrow_schema
 from riskpipe.settings import Settings
 
 # Portable column types: the same DDL runs on DuckDB and Snowflake (TIMESTAMP = naive UTC there).
-_SQL_TYPES: dict[type, str] = {str: "VARCHAR", float: "DOUBLE", int: "BIGINT", bool: "BOOLEAN", datetime: "TIMESTAMP"}
-
-
-def _base_type(annotation: object) -> type:
-    """Strip Optional/Annotated/Literal down to the Python type the column stores."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _base_type(typing.get_args(annotation)[0])
-    if origin is typing.Literal:
-        return type(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        return _base_type(next(a for a in typing.get_args(annotation) if a is not type(None)))
-    return typing.cast(type, annotation)
+_SQL_TYPES: dict[pa.DataType, str] = {
+    pa.string(): "VARCHAR", pa.float64(): "DOUBLE", pa.int64(): "BIGINT", pa.int32(): "INTEGER",
+    pa.bool_(): "BOOLEAN", TIMESTAMP: "TIMESTAMP",
+}
 
 
 def create_table_sql(model: type[Event]) -> str:
-    """CREATE TABLE IF NOT EXISTS for one contract, columns in contract order."""
-    cols = ", ".join(f"{name} {_SQL_TYPES[_base_type(f.annotation)]}" for name, f in model.model_fields.items())
+    """CREATE TABLE IF NOT EXISTS for one contract: the columns and types of its arrow schema."""
+    cols = ", ".join(f"{f.name} {_SQL_TYPES[f.type]}" for f in arrow_schema(model))
     return f"CREATE TABLE IF NOT EXISTS {model.table} ({cols})"
 
 
