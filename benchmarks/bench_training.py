@@ -1,6 +1,7 @@
 """Training pipeline benchmark: time per stage on a simulated history, and model scoring latency.
 
     .venv/bin/python -m benchmarks.bench_training [--accounts 1000] [--days 10] [--rounds 300] [--scale-rows 1000000]
+    .venv/bin/python -m benchmarks.bench_training --from-run RUN_DIR [--scale-rows 1000000]
 
 Simulates ``accounts`` x ``days`` into a throwaway DuckDB, then times each stage of
 ``training.pipeline`` as the DAG runs them (build = PIT/as-of feature joins for every catalog
@@ -10,8 +11,11 @@ row, what serving does) as p50/p99 and batch scoring throughput. Quality numbers
 base rate) are recorded so a faster change that hurts the model is visible.
 Then the scale-up: the simulated training set resampled (with replacement, per split) to
 ``--scale-rows`` rows and trained with the same ``train_model`` on the CPU, and on CUDA too when
-a GPU is usable, for training time and GPU speedup at a size the simulation alone cannot reach fast.
-Results: ``benchmarks/results/training.json``.
+a GPU is usable, for training time, scoring latency per device and GPU speedup at a size the
+simulation alone cannot reach fast.
+``--from-run`` skips the stages and runs only the scale-up on a training run's saved set
+(``frame.parquet`` + ``config.json``): how the GPU path is measured on a lent GPU machine that
+has no stores. Results: ``benchmarks/results/training.json`` (``training_scale.json`` with ``--from-run``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from training import pipeline
 from training.config import TrainingConfig
 from training.dataset import SPLIT, TrainingSet
 from training.device import cuda_available
+from training.model import FraudModel, to_matrix
 from training.testing import START, simulate_history
 from training.train import train_model
 
@@ -63,17 +68,8 @@ def run(accounts: int, days: float, rounds: int, scale_rows: int = 0) -> dict[st
         _timed("gate", timings, pipeline.gate, settings, run_dir, tag)
 
         model = pipeline.load_run_model(run_dir)
-        test = pipeline.load_training_set(run_dir).part("test")
-        rows = [test.iloc[[i % len(test)]] for i in range(500)]
-        latencies = []
-        for row in rows:
-            started = time.perf_counter()
-            model.predict(row)
-            latencies.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        model.predict(test)
-        batch_seconds = time.perf_counter() - started
         training_set = pipeline.load_training_set(run_dir)
+        test = training_set.part("test")
         frame_rows = len(training_set.frame)
         scale = scale_up(training_set, config, scale_rows) if scale_rows else None
         return {
@@ -87,12 +83,31 @@ def run(accounts: int, days: float, rounds: int, scale_rows: int = 0) -> dict[st
                         "auc_pr_lift": metrics["auc_pr"] / metrics["positive_rate"], "auc_roc": metrics["auc_roc"],
                         "recall_at_1pct_fpr": metrics["recall_at_1pct_fpr"],
                         "best_iteration": model.info.get("best_iteration")},
-            "scoring": {"single_row_ms_p50": float(np.percentile(latencies, 50)),
-                        "single_row_ms_p99": float(np.percentile(latencies, 99)),
-                        "batch_rows_per_s": len(test) / batch_seconds},
+            "scoring": scoring_latency(model, to_matrix(test, model.feature_columns)),
             "scale_up": scale,
             "machine": machine_info((*DEFAULT_PACKAGES, "great-expectations", "scikit-learn")),
         }
+
+
+def scoring_latency(model: FraudModel, matrix: np.ndarray, rows: int = 500) -> dict[str, float]:
+    """Single-row ``predict_matrix`` (serving's per-request call) p50/p99 and whole-matrix rows/s."""
+    latencies = []
+    for i in range(rows):
+        started = time.perf_counter()
+        model.predict_matrix(matrix[i % len(matrix): i % len(matrix) + 1])
+        latencies.append((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    model.predict_matrix(matrix)
+    return {"single_row_ms_p50": round(float(np.percentile(latencies, 50)), 3),
+            "single_row_ms_p99": round(float(np.percentile(latencies, 99)), 3),
+            "batch_rows": len(matrix), "batch_rows_per_s": round(len(matrix) / (time.perf_counter() - started))}
+
+
+def run_from(run_dir: str, scale_rows: int) -> dict[str, Any]:
+    """Only the scale-up, on a saved training run (a GPU machine without the stores)."""
+    return {"benchmark": "training_scale", "run_dir": run_dir,
+            "scale_up": scale_up(pipeline.load_training_set(run_dir), pipeline.load_config(run_dir), scale_rows),
+            "machine": machine_info(("xgboost", "numpy", "pandas", "scikit-learn"))}
 
 
 def scale_up(training_set: TrainingSet, config: TrainingConfig, rows: int) -> dict[str, Any]:
@@ -106,12 +121,15 @@ def scale_up(training_set: TrainingSet, config: TrainingConfig, rows: int) -> di
         parts.append(part.iloc[rng.integers(0, len(part), n)].assign(**{SPLIT: split}))
     big = TrainingSet(frame=pd.concat(parts, ignore_index=True), feature_columns=training_set.feature_columns)
     out: dict[str, Any] = {"rows": len(big.frame), "features": len(big.feature_columns)}
+    matrix = to_matrix(big.part("test"), big.feature_columns)
     for device in ("cpu", "cuda") if cuda_available() else ("cpu",):
         print(f"  scale-up: training on {len(big.frame):,} rows, device={device}", flush=True)
         started = time.perf_counter()
         model = train_model(big, config.model_copy(update={"device": device}))
         out[f"{device}_seconds"] = round(time.perf_counter() - started, 2)
         out[f"{device}_best_iteration"] = model.info.get("best_iteration")
+        model.booster.set_param({"device": device})  # score where serving_device would put it
+        out[f"{device}_scoring"] = scoring_latency(model, matrix)
     out["gpu_available"] = "cuda_seconds" in out
     if out["gpu_available"]:
         out["gpu_speedup"] = round(out["cpu_seconds"] / out["cuda_seconds"], 2)
@@ -124,12 +142,17 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--scale-rows", type=int, default=1_000_000, help="0 skips the scale-up training run.")
+    parser.add_argument("--from-run", metavar="RUN_DIR", help="Only the scale-up, on this training run's saved set.")
+    parser.add_argument("--out", type=Path, help="Result file (default: benchmarks/results/training[_scale].json).")
     args = parser.parse_args()
-    result = run(args.accounts, args.days, args.rounds, args.scale_rows)
-    out = HERE / "results" / "training.json"
-    out.parent.mkdir(exist_ok=True)
+    if args.from_run:
+        result = run_from(args.from_run, args.scale_rows or 1_000_000)
+    else:
+        result = run(args.accounts, args.days, args.rounds, args.scale_rows)
+    out = args.out or HERE / "results" / ("training_scale.json" if args.from_run else "training.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
-    print(json.dumps({k: result[k] for k in ("stage_seconds", "quality", "scoring", "scale_up")}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2, default=str))
 
 
 if __name__ == "__main__":

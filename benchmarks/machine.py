@@ -35,8 +35,18 @@ def _git_sha() -> str | None:
         return None
 
 
+def _gpus() -> list[str]:
+    """``nvidia-smi`` names and memory of the GPUs, [] where there is no NVIDIA driver."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
 def machine_info(packages: tuple[str, ...] = DEFAULT_PACKAGES) -> dict[str, Any]:
-    """CPU, cores, memory, OS, Python, package versions, git commit and load at the time of the run."""
+    """CPU, cores, memory, GPUs, OS, Python, package versions, git commit and load at the time of the run."""
     versions: dict[str, str | None] = {}
     for name in packages:
         try:
@@ -49,6 +59,7 @@ def machine_info(packages: tuple[str, ...] = DEFAULT_PACKAGES) -> dict[str, Any]
         "cpu_cores_logical": os.cpu_count(),
         "cpu_cores_physical": psutil.cpu_count(logical=False),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpus": _gpus(),
         "load_avg_1m": os.getloadavg()[0],
         "os": platform.platform(),
         "python": platform.python_version(),

@@ -2,44 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import numpy as np
-import pandas as pd
 import pytest
 
 from training.config import TrainingConfig
-from training.dataset import TrainingSet, assign_split
+from training.dataset import TrainingSet
 from training.device import DeviceFallbackWarning
+from training.testing import SYNTHETIC_FEATURES, synthetic_config, synthetic_training_set
 from training.train import train_model
 from training.validation import DataValidationError, check_training_set, validate_training_set
 
-START = datetime(2024, 3, 1)
-CONFIG = TrainingConfig(start=START, end=START + timedelta(days=10), gap=timedelta(hours=12), device="cpu",
-                        num_boost_round=60, early_stopping_rounds=10, seed=11)
-FEATURES = ["amount", "txn_count_1h", "signal_score", "is_new_device"]
+CONFIG = synthetic_config()
 
 
 def synthetic_set(n: int = 4000, seed: int = 0, config: TrainingConfig = CONFIG) -> TrainingSet:
-    """Fraud (~3%) has a higher ``signal_score`` and more new devices; the rest is noise."""
-    rng = np.random.default_rng(seed)
-    label = (rng.random(n) < 0.03).astype("int64")
-    times = pd.Series(pd.to_datetime(START) + pd.to_timedelta(np.sort(rng.random(n)) * 10, unit="D"))
-    frame = pd.DataFrame({
-        "event_id": [f"e{i}" for i in range(n)],
-        "account_id": [f"a{i % 150}" for i in range(n)],
-        "event_time": times,
-        "txn_type": rng.choice(["card_payment", "withdrawal"], n),
-        "amount": rng.lognormal(3, 1, n),
-        "label": label,
-        "fraud_type": np.where(label == 1, rng.choice(["ato", "stolen_payment"], n), None),
-        "txn_count_1h": rng.poisson(2, n),
-        "signal_score": rng.normal(label * 2.5, 1.0),
-        "is_new_device": (rng.random(n) < 0.1 + 0.6 * label),
-    })
-    frame["split"] = assign_split(frame["event_time"], config)
-    frame = frame[frame["split"] != "gap"].reset_index(drop=True)
-    return TrainingSet(frame=frame, feature_columns=FEATURES)
+    return synthetic_training_set(config, n, seed)
 
 
 def test_model_learns_the_signal_with_thresholds_from_validation() -> None:
@@ -96,7 +73,7 @@ def test_validation_passes_a_good_frame_and_lists_each_failure() -> None:
     broken.frame.loc[:, "signal_score"] = np.nan  # a feature group that stopped joining
     broken.frame.loc[3, "txn_count_1h"] = -1.0  # counts are never negative
     broken.frame.loc[7, "event_id"] = broken.frame.loc[8, "event_id"]  # a join that duplicated rows
-    broken.feature_columns = [*FEATURES, "missing_feature"]
+    broken.feature_columns = [*SYNTHETIC_FEATURES, "missing_feature"]
     with pytest.raises(DataValidationError) as caught:
         check_training_set(broken, CONFIG)
     text = str(caught.value)
