@@ -103,8 +103,13 @@ class Settings(BaseSettings):
     stream_batch_size: int = Field(2000, ge=1, description="Events per compute batch (stream.take).")
     stream_batch_window_s: float = Field(0.25, gt=0, description="Longest wait to fill a compute batch.")
     ingest_group_id: str = Field("riskpipe-ingest", description="Consumer group of the ingestion worker.")
-    ingest_batch_size: int = Field(5000, ge=1, description="Feature updates per ingestion micro-batch.")
-    ingest_flush_s: float = Field(1.0, gt=0, description="Longest wait before a partial micro-batch is written.")
+    # a features.<group> message packs up to 500 updates (streaming.updates), so 200 messages <= 100k rows
+    ingest_batch_size: int = Field(200, ge=1, description="Feature-update messages per ingestion micro-batch.")
+    ingest_flush_s: float = Field(0.2, gt=0, description="Longest wait before consumed updates go to Redis "
+                                                         "(the online freshness budget).")
+    # the offline store costs ~0.1-0.3 s per write whatever its size: written less often than Redis
+    ingest_offline_flush_s: float = Field(2.0, gt=0, description="Longest wait before updates already in Redis "
+                                                                 "are appended offline (offsets commit after).")
     archive_group_id: str = Field("riskpipe-archive", description="Consumer group of the event archiver.")
     archive_flush_s: float = Field(30.0, gt=0, description="Longest wait before buffered events go to the lake.")
     archive_batch_rows: int = Field(50_000, ge=1, description="Buffered events that force a lake write.")
@@ -128,6 +133,52 @@ class Settings(BaseSettings):
     serving_log_queue: int = Field(
         20_000, ge=1, description="Prediction-log records buffered for Kafka; past it records are dropped and counted.")
     serving_reason_codes: int = Field(3, ge=0, le=20, description="Top feature contributions returned per score.")
+    # BentoML worker processes and its per-request extras: each costs CPU on every request (measured in
+    # benchmarks/bench_serving.py), so the access log and OpenTelemetry spans are off unless asked for.
+    serving_workers: int = Field(1, ge=1, description="BentoML worker processes (one per core the service owns).")
+    serving_access_log: bool = Field(False, description="BentoML's per-request access log line.")
+    serving_tracing: bool = Field(
+        False, description="OpenTelemetry spans for the scoring routes (export via BENTOML_CONFIG tracing).")
+    serving_alerts_reload: bool = Field(
+        True, description="Reload the model on `model.promoted` events from the alerts topic (polling stays on).")
+
+    # -- the main job `riskpipe up` runs (riskpipe/pipeline.py): sized so the first `make up` takes minutes on 2 cores
+    pipeline_accounts: int = Field(2000, ge=10, description="Simulated accounts (history and live traffic).")
+    pipeline_history_days: float = Field(7.0, gt=0, le=365, description="Days of simulated history to train on.")
+    pipeline_seed: int = Field(7, ge=0, description="Simulation seed: history and live traffic share the population.")
+    traffic_rate: float = Field(
+        20.0, gt=0, description="Events/s of the live traffic service; each transaction is scored like a gateway.")
+
+    # -- service metrics (monitoring/exporter.py, `riskpipe monitor`): Prometheus scrapes the exporter
+    exporter_port: int = Field(9464, description="Port of the metrics exporter's /metrics (lag, workers, sync).")
+    exporter_offline_wait_s: float = Field(
+        1.0, ge=0, description="How long the exporter waits for DuckDB's lock before serving the last sync figures.")
+    exporter_sync_refresh_s: float = Field(
+        30.0, ge=0, description="Sync figures are re-read at most this often (the sync DAG runs every 10 minutes).")
+    lag_extra_groups: str | None = Field(
+        None, description="Comma-separated consumer groups to report lag for besides the pipeline's own workers.")
+
+    # -- data monitoring (monitoring/run.py, hourly `monitoring` DAG): drift, skew, performance, retraining trigger
+    monitoring_group_id: str = Field("riskpipe-monitoring", description="Consumer group draining predictions.log.")
+    monitoring_window_h: float = Field(24.0, gt=0, description="Served requests of this many hours form a run.")
+    monitoring_min_rows: int = Field(
+        200, ge=1, description="Fewer served rows in the window: drift is reported but raises no alarm.")
+    monitoring_reference_rows: int = Field(
+        5000, ge=100, description="Rows sampled from the production model's training set as the drift reference.")
+    monitoring_drift_share: float = Field(
+        0.3, gt=0, le=1, description="Share of drifted model features at or above which feature drift alarms.")
+    monitoring_missing_increase: float = Field(
+        0.2, ge=0, le=1, description="Data quality alarm: a feature's served null share exceeds the reference's "
+                                     "by more than this.")
+    monitoring_skew_sample: int = Field(500, ge=1, description="Logged requests recomputed offline by the skew check.")
+    monitoring_skew_rate: float = Field(
+        0.05, ge=0, le=1, description="A feature whose served/offline mismatch rate exceeds this is skewed.")
+    monitoring_min_positives: int = Field(
+        10, ge=1, description="Labelled frauds needed in the window before AUC-PR is judged.")
+    monitoring_auc_pr_drop: float = Field(
+        0.5, ge=0, le=1, description="Performance alarm: AUC-PR below (1 - this) x the model's test AUC-PR.")
+    monitoring_keep_reports: int = Field(
+        168, ge=1, description="Newest report folders kept (drift.html is ~5 MB); older ones are deleted.")
 
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> Settings:

@@ -68,3 +68,33 @@ def test_no_secret_literals_outside_defaults() -> None:
     for line in text.splitlines():
         if re.search(r"(PASSWORD|SECRET)\w*(?<!_FILE):\s*\S", line):
             assert "${" in line, f"secret not taken from the environment: {line.strip()}"
+
+
+def test_every_pipeline_process_runs_in_compose(services: dict) -> None:
+    commands = {name: svc.get("command") or [] for name, svc in services.items()}
+    for worker in ("compute", "ingest", "archive"):
+        assert commands[f"stream-{worker}"][:3] == ["riskpipe", "stream", worker]
+        assert services[f"stream-{worker}"]["environment"]["WORKER_NAME"] == f"stream-{worker}"  # its health check
+    assert commands["metrics-exporter"][:3] == ["riskpipe", "monitor", "exporter"]
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
+    assert services["grafana"]["image"].startswith("grafana/grafana:")
+
+
+def test_prometheus_scrapes_compose_services_on_their_ports(services: dict) -> None:
+    import yaml
+
+    config = yaml.safe_load((REPO_ROOT / "monitoring" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for job in config["scrape_configs"] if job["job_name"] != "prometheus"
+               for group in job["static_configs"] for t in group["targets"]]
+    assert {t.split(":")[0] for t in targets} == {"scoring", "metrics-exporter"}
+    for target in targets:
+        host, port = target.split(":")
+        published = {str(p["target"]) for p in services[host].get("ports", [])}
+        assert port in published, f"{target}: {host} does not listen on {port}"
+
+
+def test_monitoring_mounts_exist(services: dict) -> None:
+    for name in ("prometheus", "grafana"):
+        for volume in services[name]["volumes"]:
+            if volume["type"] == "bind":
+                assert Path(volume["source"]).exists(), f"{name} mounts missing {volume['source']}"
