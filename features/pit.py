@@ -9,6 +9,10 @@ store silently drops such rows; this function checks the row count before return
 
 The join itself runs inside the offline store (DuckDB ``ASOF LEFT JOIN`` on the registered
 frame, Snowflake ``ASOF JOIN ... MATCH_CONDITION``): Python only validates and plans.
+
+Callers that stand for a scoring request (training examples, the skew check) look features up
+``before_own_event``: serving scores a transaction before the stream has processed it, so what it
+reads from the online store never includes the transaction itself.
 """
 
 from __future__ import annotations
@@ -28,6 +32,19 @@ from features.types import FeatureGroupLike, feature_dtypes, group_table, ttl_mi
 from riskpipe.errors import UsageError
 
 log = logging.getLogger(__name__)
+
+BEFORE_OWN_EVENT = pd.Timedelta(microseconds=1)  # timestamps are microseconds everywhere (arrow_utils.TS)
+
+
+def before_own_event(event_time: pd.Series) -> pd.Series:
+    """The instant whose features a scoring request for an event at ``event_time`` sees: just before it.
+
+    A windowed feature row written for an event describes ``t - W < e <= t``, i.e. it *includes* the
+    event. Joining a transaction at its own time would hand training counts and sums that contain
+    the transaction, while the online store at request time does not contain it yet: a train/serve
+    skew the model would learn (``txn_count_1m`` is never 0 in training, often 0 in serving).
+    """
+    return pd.to_datetime(event_time) - BEFORE_OWN_EVENT
 
 
 def parse_ref(ref: str) -> tuple[str, str]:

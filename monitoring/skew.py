@@ -1,16 +1,16 @@
 """Training-serving skew: recompute logged requests' features point-in-time offline and compare.
 
 For a sample of served requests, each online feature the model used is recomputed from the
-offline store as of the request's ``served_at`` with the same PIT retrieval training uses
-(``features.pit.get_training_frame``: newest row of the entity with ``event_time <= served_at``,
-TTL honoured), then compared with the value the service logged. Per feature: the mismatch rate
+offline store as training looks it up (``features.pit.get_training_frame`` at
+``before_own_event(event_time)``: the entity's newest row strictly before the request's own
+transaction, TTL honoured), then compared with the value the service logged. Per feature: the mismatch rate
 (both values present and different beyond float noise) and the mean absolute difference.
 
 What is NOT counted as skew, on purpose (each is counted and reported separately):
 
 * **degraded requests** (the online store did not answer): the service scored with missing values
   by design; they are excluded from the sample.
-* **missing offline** (served a value, offline has none as of ``served_at``): the offline history
+* **missing offline** (served a value, offline has none as of the request): the offline history
   lags the online store (ingestion writes both independently, sync repairs later), so this measures
   offline freshness, not a computation difference.
 * **missing online** (no served value, offline has one): an entity the online store did not hold
@@ -34,7 +34,7 @@ import pandas as pd
 
 from features.definitions.catalog import FEATURE_GROUPS
 from features.offline.base import OfflineStore
-from features.pit import get_training_frame
+from features.pit import before_own_event, get_training_frame
 from features.types import FeatureGroupLike, feature_dtypes, group_table
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ def compare_values(served: np.ndarray, offline: np.ndarray) -> dict[str, Any]:
 
 def _recompute(store: OfflineStore, group: FeatureGroupLike, columns: list[str], points: pd.DataFrame) -> pd.DataFrame:
     key = group.entity.join_key
-    labels = points[[key, "served_at"]]
-    frame = get_training_frame(store, labels, [f"{group.name}:{c}" for c in columns], [group], time_col="served_at")
+    labels = pd.DataFrame({key: points[key], "as_of": before_own_event(points["event_time"])})
+    frame = get_training_frame(store, labels, [f"{group.name}:{c}" for c in columns], [group], time_col="as_of")
     return frame[columns].astype(float)
 
 
@@ -92,7 +92,9 @@ def skew_check(store: OfflineStore, served: pd.DataFrame, model_columns: list[st
     if len(healthy):
         values = pd.DataFrame([json.loads(v) for v in healthy["features"]]).astype(float)
         entities = pd.DataFrame([json.loads(v) for v in healthy["entities"]])
-        points = pd.concat([entities, healthy[["served_at"]]], axis=1)
+        # a record without the request's event time (older serving builds) is looked up at its served_at
+        request_time = healthy["event_time"].fillna(healthy["served_at"]).rename("event_time")
+        points = pd.concat([entities, request_time], axis=1)
         for name, (group, columns) in groups.items():
             key = group.entity.join_key
             reason = None

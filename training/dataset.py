@@ -37,7 +37,7 @@ from features.definitions.groups import SqlFeatureGroup, WindowedFeatureGroup
 from features.offline import DuckDBOfflineStore
 from features.offline.base import OfflineStore
 from features.on_demand import ON_DEMAND_FEATURES, compute_on_demand
-from features.pit import get_training_frame
+from features.pit import before_own_event, get_training_frame
 from features.types import FeatureGroupLike, feature_dtypes, group_table
 from riskpipe.errors import UsageError
 from training.config import TrainingConfig
@@ -182,12 +182,14 @@ def join_group(store: OfflineStore, frame: pd.DataFrame, group: FeatureGroupLike
     key = group.entity.join_key
     if key not in frame.columns:
         raise UsageError(f"feature group {group.name!r}: transactions have no join key column {key!r}")
+    # what serving sees when it scores this transaction: the entity's state before the transaction itself
+    lookup = pd.DataFrame({key: frame[key], "event_time": before_own_event(frame["event_time"])}, index=frame.index)
     if store.table_exists(group_table(group)):
-        return _join_pit(store, frame, group, columns), "materialized"
+        return _join_pit(store, lookup, group, columns), "materialized"
     if isinstance(group, WindowedFeatureGroup):
-        return _join_at_points(store, frame, group, columns), "as_of_raw_events"
+        return _join_at_points(store, lookup, group, columns), "as_of_raw_events"
     if isinstance(group, SqlFeatureGroup):
-        return _join_sql_group(store, frame, group, columns, config), "recomputed_runs"
+        return _join_sql_group(store, lookup, group, columns, config), "recomputed_runs"
     raise UsageError(f"feature group {group.name!r}: offline table {group_table(group)} does not exist")
 
 
