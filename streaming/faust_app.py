@@ -29,20 +29,20 @@ Choices forced by the broker and by correctness (see /work/shared/ENVIRONMENT.md
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import faust
-from aiokafka.partitioner import DefaultPartitioner
 
 from events.producer import EventProducer
 from riskpipe.settings import Settings
 from streaming.compute import Consumed, StreamCompute, flush_outputs
 from streaming.state_table import CHANGELOG_MARKER, StateTable
 from streaming.status import WorkerStatus
-from streaming.topology import ensure_topics, event_topics, plans, rekey_topic, update_topic
+from streaming.topology import ensure_topics, event_topics, key_partition, plans, rekey_topic, update_topic
 from streaming.window_state import GroupPlan
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,43 @@ def _adapt(event: Any) -> Consumed:
                     tuple((k, v) for k, v in headers))
 
 
+def limit_fetch_wait(max_wait_ms: int) -> None:
+    """Make Faust's consumers ask for at most ``max_wait_ms`` per fetch (process-wide).
+
+    Faust hard-codes aiokafka's ``fetch_max_wait_ms=1500`` and Tansu answers a fetch only when that
+    wait is over, even when records arrive earlier, so each Faust hop (events, re-key topic) added up
+    to 1.5 s of latency. There is no setting for it: the consumer Faust builds is adjusted before it
+    starts (aiokafka reads the attribute when it creates its fetcher).
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    create = getattr(AIOKafkaConsumerThread._create_worker_consumer, "__wrapped__",
+                     AIOKafkaConsumerThread._create_worker_consumer)
+
+    @functools.wraps(create)
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = max_wait_ms
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+
 def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None,
               status: WorkerStatus | None = None) -> faust.App:
     """The Faust app for ``settings`` (app id, topics, batch sizes and lateness all come from there)."""
     group_plans = list(group_plans if group_plans is not None else plans(settings))
     status = status or WorkerStatus(WORKER_NAME)
+    limit_fetch_wait(settings.stream_fetch_wait_ms)
     session_s = settings.kafka_session_timeout_ms / 1000
+    # Faust's default datadir is "<app id>-data" in the cwd: keep its files under the data dir instead
+    datadir = settings.data_dir / "faust" / settings.stream_app_id
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust creates the last level only
     app = faust.App(
         settings.stream_app_id,
         broker=faust_broker_url(settings.bootstrap_servers),
         store="memory://",
+        datadir=str(datadir),
         processing_guarantee="at_least_once",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
@@ -83,6 +110,10 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=max(4096, settings.stream_batch_size * 2),
+        # a batch writes one changelog record per touched entity in one burst: without linger aiokafka sends
+        # them in many tiny requests (a socket write each); the markers still start their own batch (flush first)
+        producer_linger=0.005,
+        producer_max_batch_size=1 << 18,
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(*event_topics(settings), **raw)
@@ -96,9 +127,6 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
     producer = EventProducer(settings.bootstrap_servers, client_id=f"{settings.stream_app_id}-outputs",
                              config={"delivery.report.only.error": True})
     compute = StreamCompute(settings, group_plans, producer, status, account_table, entity_table)
-
-    partitioner = DefaultPartitioner()
-    all_partitions = list(range(settings.topic_partitions))
 
     def crash(what: str) -> None:
         log.exception("%s failed; exiting so a restart resumes from the committed offsets", what)
@@ -120,7 +148,7 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
             touched, states.touched = states.touched, set()
             if touched:
                 await app.producer.flush()  # the batch's changelog records are out: markers start new batches
-                for partition in sorted({partitioner(key, all_partitions, all_partitions) for key in touched}):
+                for partition in sorted({key_partition(key, settings.topic_partitions) for key in touched}):
                     table.send_changelog(partition, CHANGELOG_MARKER, b"m")
         except Exception:
             crash("changelog markers")

@@ -16,17 +16,22 @@ and still exact when events arrive out of order:
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Sequence
 from typing import Any
+
+import pydantic_core
 
 # combo -> [newest settled time (us) or None, sorted [[time_us, event_id], ...] not yet settled]
 Entries = dict[str, list[Any]]
 
 
 def combo_key(values: Sequence[Any]) -> str:
-    """A collision-free string for a tuple of key values (JSON: ids may contain any character)."""
-    return json.dumps(list(values), separators=(",", ":"), ensure_ascii=False)
+    """A collision-free string for a tuple of key values (JSON: ids may contain any character).
+
+    pydantic-core's serializer writes the same compact JSON as ``json.dumps(separators=(",", ":"),
+    ensure_ascii=False)`` (stored states stay valid) at a fraction of the cost: this runs per event and flag.
+    """
+    return pydantic_core.to_json(list(values)).decode()
 
 
 class FirstSeenIndex:

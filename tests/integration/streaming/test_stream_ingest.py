@@ -17,7 +17,7 @@ from riskpipe.settings import Settings
 from streaming.ingest import FeatureSinks
 from streaming.status import read_status
 from streaming.topology import ensure_topics, update_topic
-from streaming.updates import FeatureUpdate, encode_update
+from streaming.updates import FeatureUpdate, encode_updates
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def test_a_held_duckdb_lock_delays_but_loses_nothing(stream_settings: Settings, 
     updates = [_update(f"dev{i % 7}", i, i) for i in range(1, 60)]
     with EventProducer(settings.bootstrap_servers) as producer:
         for u in updates:
-            producer.produce_raw(topic, encode_update(u), key=u.entity_key.encode())
+            producer.produce_raw(topic, encode_updates([u]), key=u.entity_key.encode())
         producer.produce_raw(topic, b"not an update", key=b"dev0")  # poison: dead-lettered, not retried forever
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)

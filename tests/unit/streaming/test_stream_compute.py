@@ -11,10 +11,10 @@ from events.contracts import Login, Transaction
 from events.dlq import HEADER_REASON
 from events.wire import encode
 from riskpipe.settings import Settings
-from streaming.compute import SOURCE_HEADER, Consumed, StreamCompute
+from streaming.compute import Consumed, StreamCompute
 from streaming.status import WorkerStatus
 from streaming.topology import plans, rekey_topic
-from streaming.updates import decode_update
+from streaming.updates import FeatureUpdate, decode_updates
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
@@ -31,6 +31,10 @@ class RecordingProducer:
 
     def flush(self, timeout: float = 30.0) -> None:
         return None
+
+    def updates(self, topic: str) -> list[FeatureUpdate]:
+        """Every update sent to ``topic``, unpacked, in order."""
+        return [u for _, v, _ in self.sent[topic] for u in decode_updates(v)]
 
 
 def _txn(i: int, minutes: float, account: str = "a1", **extra: object) -> Transaction:
@@ -55,17 +59,19 @@ def _setup(tmp_path: Path, **overrides: object) -> tuple[Settings, StreamCompute
 def test_stage_one_emits_account_updates_and_forwards_other_entities(tmp_path: Path) -> None:
     settings, compute, producer = _setup(tmp_path)
     compute.process_events(_records(settings, [_txn(1, 0), _txn(2, 1), _txn(3, 2, payment_method_id=None)]))
-    updates = [decode_update(v) for _, v, _ in producer.sent["u.features.account_txn_velocity"]]
+    updates = producer.updates("u.features.account_txn_velocity")
     assert [(u.entity_key, u.features["txn_count_5m"]) for u in updates] == [("a1", 1), ("a1", 2), ("a1", 3)]
     assert not any(u.correction for u in updates)
     forwarded = producer.sent[rekey_topic(settings)]
-    assert [k for k, _, _ in forwarded] == [b"payment_method:pm1", b"payment_method:pm1"]
-    assert all(dict(h)[SOURCE_HEADER] == b"u.events.transactions" for _, _, h in forwarded)
+    assert [k for k, _, _ in forwarded] == [b"payment_method:pm1"]  # one pack for the batch's partition
+    rows = json.loads(forwarded[0][1])["rows"]
+    assert [(r[0], r[1], r[3]) for r in rows] == [("payment_method:pm1", "u.events.transactions", "e1"),
+                                                  ("payment_method:pm1", "u.events.transactions", "e2")]
 
-    # stage 2 consumes exactly what stage 1 forwarded (JSON records, re-keyed)
+    # stage 2 consumes exactly what stage 1 forwarded (packs, re-keyed)
     rekeyed = [Consumed(rekey_topic(settings), 0, i, k, v, tuple(h)) for i, (k, v, h) in enumerate(forwarded)]
     compute.process_rekeyed(rekeyed)
-    pm = [decode_update(v) for _, v, _ in producer.sent["u.features.payment_method_sharing"]]
+    pm = producer.updates("u.features.payment_method_sharing")
     assert [(u.entity_key, u.features["pm_txn_count_1h"], u.features["pm_amount_sum_24h"]) for u in pm] == [
         ("pm1", 1, 11.0), ("pm1", 2, 23.0)]
 
@@ -79,7 +85,7 @@ def test_bad_records_are_dead_lettered_and_the_batch_goes_on(tmp_path: Path) -> 
     reasons = [dict(h)[HEADER_REASON] for topic in ("dlq.u.events.transactions", "dlq.u.events.logins")
                for _, _, h in producer.sent[topic]]
     assert reasons == [b"bad_json", b"missing_field"]
-    assert len(producer.sent["u.features.account_txn_velocity"]) == 1
+    assert len(producer.updates("u.features.account_txn_velocity")) == 1
     assert compute.status.counters["rejected"] == 2
 
 
@@ -92,7 +98,7 @@ def test_late_event_is_dead_lettered_once_and_corrections_follow_out_of_order_ev
     compute.process_events(_records(settings, [_txn(3, 10), _txn(4, 25)], offset=2))
     dlq = producer.sent["dlq.u.events.transactions"]
     assert [json.loads(v)["event_id"] for _, v, _ in dlq] == ["e3"]  # once, though late for two groups
-    updates = [decode_update(v) for _, v, _ in producer.sent["u.features.account_txn_velocity"]]
+    updates = producer.updates("u.features.account_txn_velocity")
     by_time = {(u.event_time_us, u.correction): u.features["txn_count_1h"] for u in updates}
     t = lambda m: int((T0 + timedelta(minutes=m)).timestamp() * 1_000_000)  # noqa: E731
     assert by_time == {(t(25), False): 2, (t(30), True): 3}  # the point at 30 is re-emitted with e4 counted
@@ -103,7 +109,7 @@ def test_redelivered_events_re_emit_without_double_counting(tmp_path: Path) -> N
     batch = _records(settings, [_txn(1, 0), _txn(2, 1)])
     compute.process_events(batch)
     compute.process_events(batch)  # at-least-once: the same records again after a crash
-    updates = [decode_update(v) for _, v, _ in producer.sent["u.features.account_txn_velocity"]]
+    updates = producer.updates("u.features.account_txn_velocity")
     assert [u.features["txn_count_5m"] for u in updates] == [1, 2, 1, 2]
     assert [u.correction for u in updates] == [False, False, True, True]
     assert compute.status.counters["duplicates"] == 2
@@ -118,8 +124,26 @@ def test_logins_reach_device_groups_through_the_rekey_topic(tmp_path: Path) -> N
     forwarded = producer.sent[rekey_topic(settings)]
     compute.process_rekeyed([Consumed(rekey_topic(settings), 0, i, k, v, tuple(h))
                              for i, (k, v, h) in enumerate(forwarded)])
-    last = decode_update(producer.sent["u.features.device_sharing"][-1][1])
+    last = producer.updates("u.features.device_sharing")[-1]
     assert last.entity_key == "dev"
     assert last.features["device_distinct_accounts_1h"] == 3
     assert last.features["device_failed_login_count_1h"] == 1
     assert last.features["device_distinct_ips_24h"] == 3
+
+
+def test_stage_two_dead_letters_late_forwarded_events_and_skips_unreadable_packs(tmp_path: Path) -> None:
+    settings, compute, producer = _setup(tmp_path, stream_allowed_lateness_s=600.0, stream_groups="device_sharing")
+    logins = [Login(event_id=f"l{i}", event_time=T0 + timedelta(minutes=m), account_id=f"a{i}", success=True,
+                    device_id="dev", ip="10.0.0.1", country="DE", two_fa_used=True, channel="ios")
+              for i, m in enumerate([30, 5])]  # the second is 25 minutes behind the device's newest event
+    compute.process_events(_records(settings, logins))
+    forwarded = producer.sent[rekey_topic(settings)]
+    broken = Consumed(rekey_topic(settings), 0, 99, b"device:dev", b'{"format": 1, "rows": [["device:dev"]]}')
+    compute.process_rekeyed([broken, *(Consumed(rekey_topic(settings), 0, i, k, v) for i, (k, v, _) in
+                                       enumerate(forwarded))])
+    assert [u.event_time_us for u in producer.updates("u.features.device_sharing")] == [
+        int((T0 + timedelta(minutes=30)).timestamp() * 1_000_000)]
+    (dead,) = producer.sent["dlq.u.events.logins"]
+    assert dict(dead[2])[HEADER_REASON] == b"late_event" and dead[0] == b"dev"
+    assert json.loads(dead[1])["event_id"] == "l1" and json.loads(dead[1])["device_id"] == "dev"
+    assert compute.status.counters["rekey_errors"] == 1 and compute.status.counters["late"] == 1

@@ -44,7 +44,7 @@ ACCOUNT_GROUP = WindowedFeatureGroup(
         _agg("amt_max", "max", "amount", (30 * S,), Filter("amount", ">=", 2.0)),
         _agg("devices", "count_distinct", "device_id", (5 * S, 30 * S)),
         _agg("cps", "count_distinct", "counterparty_id", (30 * S,), Filter("counterparty_id", "not_null")),
-        _agg("last_type", "last", "txn_type", (10 * S,)),
+        _agg("last_type", "last", "txn_type", (2 * S, 10 * S)),  # nested windows: the newest value per window
         _agg("last_cp", "last", "counterparty_id", (60 * S,)),
         _agg("new_dev", "count", None, (60 * S,), Filter("is_new_device", "==", True)),
         _agg("not_withdrawal", "count", None, (10 * S,), Filter("txn_type", "not_in", ["withdrawal", "deposit"])),
