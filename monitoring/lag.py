@@ -8,6 +8,10 @@ that is down, too.
 Caveat (embedded Tansu broker): ListOffsets(LATEST) answers the last batch's base offset + 1,
 so a high-watermark can be short by up to one producer batch and lag reads low, never high;
 that is why lag is clamped at zero. On Apache Kafka (docker-compose, production) it is exact.
+
+Lag counts *messages*: on ``events.*`` one message is one event, but on ``features.<group>`` and the
+re-key topic one message is a pack of up to 500 rows (``streaming/updates.py``, format 2), so the
+ingest group's lag is in packs, not feature updates.
 """
 
 from __future__ import annotations
