@@ -1,5 +1,5 @@
 # The two commands of the README. Both set the machine up first (idempotent).
-.PHONY: setup up test lint down bench
+.PHONY: setup up test lint down bench demo
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -9,6 +9,9 @@ up: setup
 
 down:
 	.venv/bin/riskpipe down
+
+demo:
+	.venv/bin/riskpipe demo
 
 test: setup
 	.venv/bin/ruff check .

@@ -85,6 +85,10 @@ def simulate(
     max_events: int | None = typer.Option(None, help="Live: stop after this many records."),
     bootstrap_servers: str | None = typer.Option(None, help="Live: Kafka bootstrap servers (default: settings)."),
     topic_prefix: str = typer.Option("", help="Live: prefix for every topic name (tests, tenants)."),
+    score_url: str | None = typer.Option(None, help="Live: score every transaction at this scoring service "
+                                                    "(POST URL/score) before producing it, like a payment gateway."),
+    status_name: str | None = typer.Option(None, help="Live: write a worker status file under this name (the "
+                                                      "supervisor's health check and `riskpipe status` read it)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
     """Simulate accounts, fraud (ATO, P2P scams, stolen payment details), drift and late labels."""
@@ -113,7 +117,7 @@ def simulate(
         _simulate_history(config, settings, offline=offline, lake=lake, as_json=as_json)
     else:
         _simulate_live(config, live or 0.0, bootstrap_servers or settings.bootstrap_servers, topic_prefix,
-                       duration, max_events, as_json)
+                       duration, max_events, as_json, score_url=score_url, status_name=status_name)
 
 
 def _simulate_history(config: Any, settings: Any, *, offline: bool, lake: bool, as_json: bool) -> None:
@@ -134,21 +138,49 @@ def _simulate_history(config: Any, settings: Any, *, offline: bool, lake: bool, 
 
 
 def _simulate_live(config: Any, rate: float, servers: str, prefix: str, duration: float | None,
-                   max_events: int | None, as_json: bool) -> None:
+                   max_events: int | None, as_json: bool, *, score_url: str | None = None,
+                   status_name: str | None = None) -> None:
+    from events.live_scoring import GatewayScorer, load_history
     from events.producer import EventProducer, ProduceError
     from events.simulator.engine import Simulator
-    from events.simulator.live import run_live
+    from events.simulator.live import LiveReport, run_live
+    from streaming.status import WorkerStatus
 
+    settings = get_settings()
     sim = Simulator(config, live_rate=rate)
     producer = EventProducer(servers, topic_prefix=prefix)
+    api_key = settings.serving_api_key.get_secret_value() if settings.serving_api_key else None
+    gateway = GatewayScorer(score_url, api_key=api_key, history=load_history(settings)) if score_url else None
+    status = WorkerStatus(status_name, state="running") if status_name else None
+
+    def on_tick(report: LiveReport) -> None:
+        assert status is not None
+        status.counters.clear()
+        status.counters.update({"produced": sum(report.produced.values()),
+                                **(gateway.counters if gateway else {})})
+        status.last_event_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+        status.detail = f"model {gateway.last_model}" if gateway and gateway.last_model else ""
+        status.write(settings)
+
     if not as_json:
-        typer.echo(f"producing ~{rate:g} events/s to {servers} (Ctrl-C to stop)")
+        scoring = f", scoring each transaction at {score_url}" if score_url else ""
+        typer.echo(f"producing ~{rate:g} events/s to {servers}{scoring} (Ctrl-C to stop)")
+    if status is not None:
+        status.write(settings, force=True)
     try:
-        report = run_live(sim, producer, duration_s=duration, max_events=max_events)
+        report = run_live(sim, producer, duration_s=duration, max_events=max_events,
+                          on_tick=on_tick if status else None, before_produce=gateway)
     except ProduceError as exc:
         raise UsageError(f"producing to {servers} failed: {exc}") from exc
+    finally:
+        if status is not None:
+            status.state = "stopped"
+            status.write(settings, force=True)
+        if gateway is not None:
+            gateway.close()
     _print({"produced": dict(report.produced), "events_per_second": round(report.events_per_second),
-            "seconds": round(report.seconds, 2), "labels_pending": report.labels_pending}, as_json)
+            "seconds": round(report.seconds, 2), "labels_pending": report.labels_pending,
+            **({"scoring": dict(gateway.counters)} if gateway else {})}, as_json)
 
 
 def replay(

@@ -16,6 +16,8 @@ from typer.exceptions import TyperException
 
 from events.cli import replay, simulate
 from features.cli import features_app
+from monitoring.cli import monitor_app
+from riskpipe.demo import demo
 from riskpipe.errors import UsageError
 from riskpipe.settings import get_settings
 from riskpipe.stack import cli as stack_cli
@@ -50,6 +52,8 @@ app.add_typer(models_app, name="models")
 app.command("simulate")(simulate)
 app.command("replay")(replay)
 app.add_typer(stream_app, name="stream")
+app.command("demo")(demo)
+app.add_typer(monitor_app, name="monitor")
 
 
 def main() -> None:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
+from events.contracts import Event
 from events.producer import DeliveryStats, EventProducer
 from events.simulator.engine import Simulator
 from events.sinks import produce_in_time_order
@@ -38,8 +41,13 @@ class LiveReport:
 def run_live(sim: Simulator, producer: EventProducer, *, duration_s: float | None = None,
              max_events: int | None = None, tick_s: float = 0.5, clock: Callable[[], float] = time.time,
              sleep: Callable[[float], None] = time.sleep,
-             on_tick: Callable[[LiveReport], None] | None = None) -> LiveReport:
-    """Run until ``duration_s`` passed or ``max_events`` were produced (or KeyboardInterrupt)."""
+             on_tick: Callable[[LiveReport], None] | None = None,
+             before_produce: Callable[[Mapping[type[Event], pa.Table]], None] | None = None) -> LiveReport:
+    """Run until ``duration_s`` passed or ``max_events`` were produced (or KeyboardInterrupt).
+
+    ``before_produce`` sees each tick's events before they go to Kafka (the payment gateway
+    scores transactions there, see ``events.live_scoring``).
+    """
     report = LiveReport()
     started = time.perf_counter()
     last = int(clock() * 1_000_000)
@@ -51,6 +59,8 @@ def run_live(sim: Simulator, producer: EventProducer, *, duration_s: float | Non
                 continue
             batch = sim.step(last, now)
             last = now
+            if before_produce is not None:
+                before_produce(batch.tables)
             report.produced.update(produce_in_time_order(producer, batch.tables))
             producer.poll(0)
             report.ticks += 1

@@ -46,6 +46,12 @@ def up(service: list[str] = typer.Argument(None, help="Services to start (defaul
         console.print(f"[red]riskpipe up failed:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
     print_status(rows)
+    if not service:  # the whole stack: the main job ran, say where everything is
+        from riskpipe.pipeline import summary_lines
+
+        console.print("\n[bold]riskpipe is up[/]", highlight=False)
+        for line in summary_lines(settings):
+            console.print(line, highlight=False, soft_wrap=True)
 
 
 def down() -> None:

@@ -6,6 +6,8 @@ exist before the first simulator load or archive replay, so `riskpipe up` create
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 
 from events.contracts import EVENT_TYPES, Event, FraudLabel
@@ -29,26 +31,32 @@ RAW_TABLES: tuple[type[Event], ...] = (*EVENT_TYPES, FraudLabel)
 
 
 def ensure_schema(settings: Settings) -> None:
-    """Create the raw event and label tables where missing (idempotent)."""
-    from features.offline import get_offline_store
+    """Create the raw event and label tables where missing (idempotent).
 
-    store = get_offline_store(settings)
-    try:
+    Waits for DuckDB's file lock (``offline_lock_wait_s``): on a running stack the ingestion worker,
+    Airflow tasks and monitoring take it in turns, and a second `riskpipe up` must not fail on that.
+    """
+    from features.offline_access import offline_session
+
+    with offline_session(settings) as store:
         for model in RAW_TABLES:
             store.execute(create_table_sql(model))
-    finally:
-        store.close()
 
 
 def schema_ready(settings: Settings) -> bool:
-    """True when every raw table exists."""
-    from features.offline import get_offline_store
+    """True when every raw table exists.
+
+    A DuckDB file another process keeps locked past a few seconds (ingestion, an Airflow task) is in
+    use, which only happens after `up` created the schema: it counts as ready rather than flapping
+    `riskpipe status` to unhealthy whenever a writer is busy.
+    """
+    from features.offline_access import offline_session
+    from riskpipe.errors import UsageError
 
     try:
-        store = get_offline_store(settings)
+        with offline_session(settings, wait_s=5) as store:
+            return all(store.table_exists(m.table) for m in RAW_TABLES)
+    except UsageError:  # "stayed locked by another process"
+        return settings.offline_backend == "duckdb" and Path(str(settings.duckdb_path)).exists()
     except Exception:
         return False
-    try:
-        return all(store.table_exists(m.table) for m in RAW_TABLES)
-    finally:
-        store.close()

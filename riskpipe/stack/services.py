@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -203,6 +204,38 @@ register(Service(
     health=_offline_healthy,
     hint="DuckDB allows one writer process: stop other programs holding the file (RISKPIPE_DUCKDB_PATH).",
 ))
+
+
+# --- the main job (riskpipe/pipeline.py): one-shot stages, done once per data dir ---------------------------------
+# Before Airflow and the stream workers, so the first model exists when they start and DuckDB's single writer
+# is not contended. Each depends on the previous one, so `riskpipe up train` runs the whole chain.
+
+
+def _pipeline_stage(name: str, depends_on: tuple[str, ...],
+                    done: Callable[[Settings], bool] | None = None) -> Service:
+    from riskpipe import pipeline
+
+    def setup(settings: Settings) -> None:
+        pipeline.run_stage(settings, name)
+
+    return Service(
+        name=name,
+        description=pipeline.get_stage(name).description,
+        setup=setup,
+        address=lambda s: pipeline.stage_address(s, name),
+        health=done or (lambda s: pipeline.stage_done(s, name)),
+        depends_on=depends_on,
+        hint=f"See the error above; fix it and run `riskpipe up` again: finished stages are skipped, {name!r} "
+             f"is retried (state: <data_dir>/pipeline/state.json). A half-written history needs "
+             f"`riskpipe down && rm -r <data_dir>`.",
+    )
+
+
+register(_pipeline_stage("history", ("offline-store",)))
+register(_pipeline_stage("features-apply", ("history",)))
+register(_pipeline_stage("backfill", ("features-apply",)))
+register(_pipeline_stage("train", ("backfill",)))
+# --- end of the main job ------------------------------------------------------------------------------------------
 register(Service(
     name="airflow",
     description="Airflow standalone (api-server, scheduler, dag-processor, triggerer)",
@@ -257,6 +290,17 @@ register(_stream_worker(
 # --- end of streaming workers --------------------------------------------------------------------------------------
 
 
+# The main job's last stage needs the stream workers: it replays the history through them (riskpipe/pipeline.py).
+def _stream_warm(settings: Settings) -> bool:
+    from riskpipe.pipeline import stream_warm
+
+    return stream_warm(settings)
+
+
+register(_pipeline_stage("stream-warmup", ("train", "stream-compute", "stream-ingest", "stream-archive"),
+                         done=_stream_warm))
+
+
 # --- scoring service (serving/: owned by the serving issue) --------------------------------------------------------
 # Starts without a production model: /healthz answers, /score returns 503 until `riskpipe train` promotes one.
 
@@ -285,3 +329,65 @@ register(Service(
     hint="Port taken? Set RISKPIPE_SERVING_PORT. /score answers 503 until a model is promoted (`riskpipe train`).",
 ))
 # --- end of scoring service ----------------------------------------------------------------------------------------
+
+
+# --- live traffic (events/live_scoring.py): the payment gateway of the demo ---------------------------------------
+# The live simulator on the history's population, scoring every transaction at the endpoint before producing it,
+# so the stream features, predictions.log and monitoring all see traffic. Health = a fresh status file.
+
+
+def _traffic_command(settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "riskpipe", "simulate", "--live", str(settings.traffic_rate),
+            "--accounts", str(settings.pipeline_accounts), "--seed", str(settings.pipeline_seed), "--regimes", "1",
+            "--label-delay-median", "0.1", "--score-url", settings.serving_url, "--status-name", "traffic"]
+
+
+def _traffic_health(settings: Settings) -> bool:
+    from streaming.status import is_fresh
+
+    return is_fresh(settings, "traffic")
+
+
+def _traffic_progress(settings: Settings) -> str:
+    from streaming.status import progress_line
+
+    return progress_line(settings, "traffic")
+
+
+register(Service(
+    name="traffic",
+    description="Live traffic: simulated events to Kafka, each transaction scored at /score like a gateway",
+    command=_traffic_command,
+    address=lambda s: f"{s.traffic_rate:g} events/s -> {s.bootstrap_servers}, {s.serving_url}/score",
+    health=_traffic_health,
+    progress=_traffic_progress,
+    depends_on=("stream-warmup", "serving"),
+    start_timeout_s=60,
+    hint="It needs the broker and the scoring service: see `riskpipe logs traffic`. RISKPIPE_TRAFFIC_RATE sets "
+         "its rate.",
+))
+# --- end of live traffic -------------------------------------------------------------------------------------------
+
+
+# --- metrics exporter (monitoring/: owned by the monitoring issue) -------------------------------------------------
+# Prometheus /metrics for what serving does not export: consumer lag, worker progress, sync and monitoring figures.
+
+
+def _exporter_healthy(settings: Settings) -> bool:
+    try:  # a real scrape: the port alone would not show a wedged collector
+        return httpx.get(f"http://{settings.host}:{settings.exporter_port}/metrics", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+register(Service(
+    name="metrics-exporter",
+    description="Prometheus exporter: consumer lag, worker freshness, sync and monitoring figures (/metrics)",
+    command=lambda _s: [sys.executable, "-m", "riskpipe", "monitor", "exporter"],
+    address=lambda s: f"http://{s.host}:{s.exporter_port}/metrics",
+    health=_exporter_healthy,
+    depends_on=("topics",),
+    start_timeout_s=60,
+    hint="Port taken? Set RISKPIPE_EXPORTER_PORT. `riskpipe monitor` shows the same figures without it.",
+))
+# --- end of metrics exporter ---------------------------------------------------------------------------------------

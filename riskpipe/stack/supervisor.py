@@ -101,34 +101,57 @@ def _start_process(service: Service, settings: Settings) -> subprocess.Popen:
         logfile.close()
 
 
+def _await_healthy(service: Service, settings: Settings, proc: subprocess.Popen | None, started: float,
+                   report: Report) -> None:
+    """Wait for one service's health check; StackError with its last log lines and hint if it fails."""
+    if not _wait_healthy(service, settings, proc):
+        exited = proc is not None and proc.poll() is not None
+        why = f"exited with code {proc.returncode}" if exited and proc else (
+            f"not healthy after {service.start_timeout_s:.0f}s")
+        raise StackError(
+            f"{service.name} {why}.\n--- last lines of {log_path(settings, service.name)} ---\n"
+            f"{tail(log_path(settings, service.name))}\n---\nhint: {service.hint} "
+            f"See `riskpipe logs {service.name}`; `riskpipe down` stops what started."
+        )
+    verb = "healthy at" if service.is_process else "done:"
+    report(f"{service.name}: {verb} {service.address(settings)} ({time.monotonic() - started:.1f}s)")
+
+
 def up(settings: Settings, names: list[str] | None = None, report: Report = print) -> list[ServiceStatus]:
     """Bring the services (default: all) to healthy, in dependency order; idempotent.
 
-    Raises StackError at the first service that fails its health check, leaving the
-    services started before it running so the user can inspect them.
+    A started process is only waited for when a later service depends on it (or at the end), so
+    slow starters (Airflow: 30-120 s) start up alongside the services that do not need them.
+    Raises StackError at the first service that fails its health check, leaving the services
+    started before it running so the user can inspect them.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         plan = services.ordered(settings, names)
     except KeyError as exc:
         raise UsageError(f"unknown service {exc.args[0]!r}; known: {', '.join(services.REGISTRY)}") from exc
+    starting: dict[str, tuple[Service, subprocess.Popen | None, float]] = {}
     for service in plan:
+        for dep in [d for d in service.depends_on if d in starting]:
+            waiting, proc, began = starting.pop(dep)
+            _await_healthy(waiting, settings, proc, began, report)
+        started = time.monotonic()
         state = ServiceState.load(settings.run_dir, service.name)
         if service.is_process and state and _alive(state.pid):
             if service.health(settings):
                 report(f"{service.name}: already running (pid {state.pid}, {state.address})")
                 continue
-            proc = None
             report(f"{service.name}: running (pid {state.pid}) but not healthy yet, waiting")
+            starting[service.name] = (service, None, started)
         elif service.is_process:
             report(f"{service.name}: starting ({service.description})")
             try:
                 proc = _start_process(service, settings)
             except FileNotFoundError as exc:
                 raise StackError(f"{service.name}: {exc}") from exc
-            state = ServiceState(service.name, proc.pid, time.time(), service.address(settings),
-                                 service.command(settings) if service.command else [])
-            state.save(settings.run_dir)
+            ServiceState(service.name, proc.pid, time.time(), service.address(settings),
+                         service.command(settings) if service.command else []).save(settings.run_dir)
+            starting[service.name] = (service, proc, started)
         else:
             if service.health(settings):
                 report(f"{service.name}: ready ({service.address(settings)})")
@@ -136,29 +159,19 @@ def up(settings: Settings, names: list[str] | None = None, report: Report = prin
                     ServiceState(service.name, None, time.time(), service.address(settings)).save(settings.run_dir)
                 continue
             report(f"{service.name}: setting up ({service.description})")
-            proc = None
             try:
                 assert service.setup is not None
                 service.setup(settings)
             except Exception as exc:
                 raise StackError(f"{service.name}: setup failed: {exc}\nhint: {service.hint}") from exc
             ServiceState(service.name, None, time.time(), service.address(settings)).save(settings.run_dir)
-
-        started = time.monotonic()
-        if not _wait_healthy(service, settings, proc):
-            exited = proc is not None and proc.poll() is not None
-            why = f"exited with code {proc.returncode}" if exited and proc else (
-                f"not healthy after {service.start_timeout_s:.0f}s")
-            raise StackError(
-                f"{service.name} {why}.\n--- last lines of {log_path(settings, service.name)} ---\n"
-                f"{tail(log_path(settings, service.name))}\n---\nhint: {service.hint} "
-                f"See `riskpipe logs {service.name}`; `riskpipe down` stops what started."
-            )
-        report(f"{service.name}: healthy at {service.address(settings)} ({time.monotonic() - started:.1f}s)")
+            _await_healthy(service, settings, None, started, report)
+    for waiting, proc, began in starting.values():
+        _await_healthy(waiting, settings, proc, began, report)
     return status(settings)
 
 
-def _stack_processes(settings: Settings) -> list[psutil.Process]:
+def stack_processes(settings: Settings) -> list[psutil.Process]:
     """Every live process carrying this stack's marker, including ones that left their group."""
     found = []
     marker = _stack_id(settings)
@@ -205,7 +218,7 @@ def down(settings: Settings, report: Report = print) -> int:
                 psutil.wait_procs(alive, timeout=5)
             stopped += 1
         state.forget(settings.run_dir)
-    leftovers = _stack_processes(settings)
+    leftovers = stack_processes(settings)
     for proc in leftovers:
         report(f"sweeping leftover process {proc.pid} ({' '.join(proc.cmdline()[:3])})")
         proc.kill()

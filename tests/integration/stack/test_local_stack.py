@@ -1,18 +1,21 @@
-"""`riskpipe up | status | down` as a user runs them: real processes on free ports, nothing left behind."""
+"""`riskpipe up` failing as a user sees it: real processes on free ports, nothing left behind.
+
+The whole stack's up / status / down on free ports is the end-to-end test (tests/integration/e2e/).
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
-from riskpipe.stack.net import free_port, port_open
+from riskpipe.settings import Settings
+from riskpipe.stack.net import free_port
+from riskpipe.stack.supervisor import stack_processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,49 +33,6 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 300) -> subproce
     return subprocess.run([*RISKPIPE, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _stack_procs(data_dir: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("RISKPIPE_STACK") == str(data_dir):
-                found.append(proc)
-        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    return found
-
-
-def test_full_stack_up_status_down(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("broker_port", "redis_port", "airflow_api_port",
-                                             "airflow_worker_log_port", "airflow_trigger_log_port", "serving_port")}
-    env = _env(tmp_path / "rp", **ports)
-    try:
-        first = _run(["up"], env)
-        assert first.returncode == 0, first.stdout + first.stderr
-
-        status = _run(["status", "--json"], env)
-        rows = {r["name"]: r for r in json.loads(status.stdout)}
-        assert set(rows) == {"broker", "topics", "redis", "offline-store", "airflow",
-                             "stream-compute", "stream-ingest", "stream-archive", "serving"}
-        assert all(r["healthy"] for r in rows.values()), rows
-        assert rows["airflow"]["credentials"].startswith("admin / ")
-        assert (tmp_path / "rp" / "offline.duckdb").exists()
-
-        again = _run(["up"], env)
-        assert again.returncode == 0
-        assert again.stdout.count("already running") == 7  # broker, redis, airflow, three stream workers, serving
-        assert all(rows[w]["progress"] for w in ("stream-compute", "stream-ingest", "stream-archive"))
-
-        pids = [r["pid"] for r in rows.values() if r["pid"]]
-        assert _stack_procs(tmp_path / "rp"), "the marker should find the running stack"
-    finally:
-        down = _run(["down"], env)
-    assert down.returncode == 0, down.stderr
-    assert not _stack_procs(tmp_path / "rp")
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
-    assert not any(port_open("127.0.0.1", p) for p in ports.values())
-    assert _run(["status"], env).returncode == 3  # nothing healthy
-
-
 def test_unhealthy_service_fails_up_with_log_and_hint(tmp_path: Path) -> None:
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
@@ -86,7 +46,7 @@ def test_unhealthy_service_fails_up_with_log_and_hint(tmp_path: Path) -> None:
     assert result.returncode == 1
     out = result.stdout + result.stderr
     assert "redis" in out and "last lines" in out and "RISKPIPE_REDIS_PORT" in out
-    assert not _stack_procs(tmp_path / "rp")
+    assert not stack_processes(Settings(data_dir=tmp_path / "rp"))
 
 
 def test_unknown_service_is_a_one_line_error(tmp_path: Path) -> None:
@@ -94,3 +54,11 @@ def test_unknown_service_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "unknown service 'nope'" in result.stderr
+
+
+def test_demo_without_a_running_stack_is_a_one_line_error(tmp_path: Path) -> None:
+    env = _env(tmp_path / "rp", broker_port=free_port(), serving_port=free_port(), airflow_api_port=free_port())
+    result = _run(["demo"], env, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "the stack is not running" in result.stderr and "make up" in result.stderr
