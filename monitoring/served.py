@@ -98,27 +98,38 @@ def predictions_topic(settings: Settings) -> str:
     return f"{settings.topic_prefix}{PREDICTIONS_TOPIC}"
 
 
-def _caught_up(consumer: Any) -> bool:
-    """Every assigned partition's position is at (or past) its end offset as the broker reports it."""
+def _end_offsets(consumer: Any) -> dict[tuple[str, int], int]:
+    """The end offset of every assigned partition as the broker reports it now."""
     from confluent_kafka import TopicPartition
 
-    assigned = consumer.assignment()
-    for tp in consumer.position(assigned):
-        low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=5, cached=False)
+    return {(tp.topic, tp.partition): consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
+                                                                     timeout=5, cached=False)[1]
+            for tp in consumer.assignment()}
+
+
+def _reached(consumer: Any, targets: dict[tuple[str, int], int]) -> bool:
+    """Every assigned partition's position is at (or past) its target offset."""
+    from confluent_kafka import TopicPartition
+
+    for tp in consumer.position(consumer.assignment()):
         position = tp.offset
         if position < 0:  # nothing fetched in this session yet: where the group left off
             committed = consumer.committed([TopicPartition(tp.topic, tp.partition)], timeout=5)[0].offset
-            position = committed if committed >= 0 else low
-        if position < high:
+            position = committed if committed >= 0 else consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=5, cached=False)[0]
+        if position < targets.get((tp.topic, tp.partition), 0):
             return False
     return True
 
 
-def drain_predictions(settings: Settings, *, idle_s: float = 0.5, max_idle_s: float = 15.0,
-                      join_timeout_s: float = 30.0, max_records: int = 1_000_000) -> int:
-    """Move everything new on the prediction log into ``served_predictions``; returns rows stored.
+def drain_predictions(settings: Settings, *, max_idle_s: float = 15.0, join_timeout_s: float = 30.0,
+                      max_records: int = 1_000_000) -> int:
+    """Move what was on the prediction log when the drain started into ``served_predictions``; returns rows stored.
 
-    The offline store is opened once per batch and closed at once (DuckDB's single writer is shared).
+    The drain stops at the end offsets it saw once its partitions were assigned, not when the log
+    goes quiet: under steady traffic the log never goes quiet. Records logged meanwhile wait for the
+    next run (the group's committed offsets keep the place). The offline store is opened once per
+    batch and closed at once (DuckDB's single writer is shared).
     """
     from confluent_kafka import Consumer
 
@@ -130,6 +141,8 @@ def drain_predictions(settings: Settings, *, idle_s: float = 0.5, max_idle_s: fl
                          "session.timeout.ms": session, "heartbeat.interval.ms": max(100, session // 4)})
     consumer.subscribe([predictions_topic(settings)])
     stored = seen = 0
+    targets: dict[tuple[str, int], int] | None = None
+    snapshots = 1
     try:
         deadline = time.monotonic() + join_timeout_s
         quiet_since: float | None = None
@@ -146,17 +159,27 @@ def drain_predictions(settings: Settings, *, idle_s: float = 0.5, max_idle_s: fl
                 consumer.commit(asynchronous=False)  # only after the rows are stored
                 seen += len(good)
                 quiet_since = None
-                continue
             if not consumer.assignment():
                 if time.monotonic() > deadline:
                     log.warning("no partition of the prediction log assigned; nothing drained",
                                 extra={"topic": predictions_topic(settings)})
                     break
                 continue
-            quiet_since = quiet_since or time.monotonic()
-            quiet = time.monotonic() - quiet_since
-            if quiet >= max_idle_s or (quiet >= idle_s and _caught_up(consumer)):
-                break
+            if targets is None:
+                targets = _end_offsets(consumer)
+            if _reached(consumer, targets):
+                if snapshots == 2:
+                    break
+                # once more: Tansu reports a produce batch's base offset + 1 as the end, so the first
+                # snapshot can stop inside the last batch; a second one, taken now, is past it
+                targets, snapshots = _end_offsets(consumer), 2
+                continue
+            if not good:  # assigned, short of the targets, and nothing arrives: a broker problem; give up in time
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= max_idle_s:
+                    log.warning("prediction log stopped short of its end offsets; the next run goes on",
+                                extra={"targets": {f"{t}/{p}": o for (t, p), o in targets.items()}})
+                    break
     finally:
         consumer.close()
     log.info("drained prediction log", extra={"records": seen, "stored": stored})
