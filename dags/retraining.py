@@ -6,7 +6,8 @@ device, force promote). Each task calls one stage of ``training.pipeline``; task
 other the run directory, the model tag and the gate's small decision dict through XCom,
 never frames. The offline store is opened only by ``build`` (DuckDB has one writer).
 
-build -> validate (Great Expectations gate) -> train -> evaluate (report.html) -> register
+due (a scheduled run skips while the production model is younger than ``retraining_min_age_h``)
+-> build -> validate (Great Expectations gate) -> train -> evaluate (report.html) -> register
 (BentoML store) -> gate (champion/challenger; moves the production pointer) -> notify
 (``model.promoted`` on the Kafka ``alerts`` topic, which serving watches).
 """
@@ -65,6 +66,16 @@ def _window_end(params: dict[str, Any]) -> datetime | None:
     },
 )
 def retraining() -> None:
+    @task.short_circuit
+    def due() -> bool:
+        """False (the rest is skipped) for a scheduled run while the production model is fresh."""
+        from riskpipe.settings import get_settings
+        from training.promotion import production_age, scheduled_run_due
+
+        settings = get_settings()
+        run_type = str(getattr(get_current_context()["dag_run"], "run_type", ""))
+        return scheduled_run_due(run_type, production_age(settings), timedelta(hours=settings.retraining_min_age_h))
+
     @task
     def build(params: dict[str, Any] | None = None) -> str:
         from riskpipe.settings import get_settings
@@ -130,7 +141,9 @@ def retraining() -> None:
 
         return notify_stage(get_settings(), decision)
 
-    run_dir = evaluate(train(validate(build())))
+    built = build()
+    due() >> built
+    run_dir = evaluate(train(validate(built)))
     tag = register(run_dir)
     notify(gate(run_dir, tag))
 

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(
         0.01, ge=0.0, le=1.0, description="Test AUC-PR a challenger must gain over the champion to be promoted."
     )
+    retraining_min_age_h: float = Field(
+        144.0, ge=0.0, description="A *scheduled* retraining run is skipped while the production model is younger "
+                                   "than this (hours); manual and monitoring-triggered runs always train.")
     review_capacity_per_day: int = Field(
         20, ge=1, description="Accounts analysts review per day: the k of the precision@k evaluation metric."
     )

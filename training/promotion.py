@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,22 @@ def production_tag(settings: Settings) -> str | None:
     """The tag serving must load, or None before the first promotion."""
     stack = read_pointer(settings)["stack"]
     return stack[-1] if stack else None
+
+
+def production_age(settings: Settings, now: datetime | None = None) -> timedelta | None:
+    """Time since the pointer last moved (promotion or rollback); None before the first promotion."""
+    history = read_pointer(settings)["history"]
+    if not history:
+        return None
+    return (now or datetime.now(UTC)) - datetime.fromisoformat(history[-1]["at"])
+
+
+def scheduled_run_due(run_type: str, age: timedelta | None, min_age: timedelta) -> bool:
+    """Whether a retraining run should train. Only a *scheduled* run is skipped, and only while the
+    production model is younger than ``min_age``: `riskpipe up` has just trained one, and Airflow
+    starts the latest weekly interval as soon as the DAG is unpaused. Runs a person or monitoring
+    triggered always train."""
+    return "scheduled" not in run_type.lower() or age is None or age >= min_age
 
 
 def _now() -> str:

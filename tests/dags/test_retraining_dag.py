@@ -63,7 +63,7 @@ def test_retraining_dag_shape() -> None:
     assert bag.import_errors == {}
     dag = bag.dags["retraining"]
     assert dag.timetable.expression == "0 0 * * 0" and dag.catchup is False and dag.max_active_runs == 1
-    order = ["build", "validate", "train", "evaluate", "register", "gate", "notify"]
+    order = ["due", "build", "validate", "train", "evaluate", "register", "gate", "notify"]
     assert {t.task_id for t in dag.tasks} == set(order)
     for upstream, downstream in pairwise(order):
         assert upstream in dag.get_task(downstream).upstream_task_ids
