@@ -6,11 +6,13 @@ Per request: parse the JSON body, ONE pipelined Redis read of every catalog grou
 request's entities (``RedisOnlineStore.read_many``, same client settings as serving), a float32 row
 in the production model's feature order (NaN for anything unknown) and ``inplace_predict``. No
 framework, validation, on-demand features, calibration, reason codes, metrics or prediction log:
-whatever latency the real service adds on top of this is the price of those.
+whatever latency the real service adds on top of this is the price of those. The groups are the
+same frozen ``ServedGroup`` snapshots the service reads with, so the floor pays no avoidable cost.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from collections.abc import Awaitable, Callable
@@ -22,11 +24,12 @@ import numpy as np
 from features.definitions.catalog import FEATURE_GROUPS
 from features.online.redis_store import RedisOnlineStore
 from riskpipe.settings import get_settings
-from serving.online_features import serving_redis_client
+from serving.online_features import ServedGroup, serving_redis_client
+from serving.scorer import ENTITY_FIELDS
 from training import model_store
 from training.promotion import production_tag
 
-ENTITY_FIELDS = ("account_id", "device_id", "ip", "counterparty_id", "payment_method_id")
+GROUPS = [ServedGroup.of(g) for g in FEATURE_GROUPS]
 
 
 class _State:
@@ -45,6 +48,7 @@ def _load() -> None:
     model = model_store.load(settings, tag)
     _State.booster, _State.columns = model.booster, list(model.feature_columns)
     _State.store = RedisOnlineStore(serving_redis_client(settings), prefix=settings.online_key_prefix)
+    gc.freeze()  # the same GC tuning as the service (serving/service.py), so the floor stays comparable
 
 
 def _number(value: Any) -> float:
@@ -59,7 +63,7 @@ def score(body: dict[str, Any]) -> float:
         _load()
     assert _State.store is not None
     entity = {k: body.get(k) for k in ENTITY_FIELDS}
-    groups = [g for g in FEATURE_GROUPS if entity.get(g.entity.join_key) is not None]
+    groups = [g for g in GROUPS if entity.get(g.entity.join_key) is not None]
     reply = _State.store.read_many([entity], groups, now=datetime.now(UTC))[0]
     values: dict[str, Any] = {"amount": body.get("amount")}
     for got in reply.values():

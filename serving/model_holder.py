@@ -4,8 +4,9 @@ The holder keeps ONE reference to an immutable ``LoadedModel`` (booster + metada
 reads the reference once and scores with that object to the end, so a swap in the middle of a
 request cannot mix two models; a swap is a single attribute assignment (atomic under the GIL).
 A background thread polls the production pointer (``training.promotion``, the source of truth)
-every few seconds; loading happens off the request path, and a model that fails to load leaves the
-current one serving.
+every few seconds, and ``serving.promotion_events`` calls ``refresh`` at once on a ``model.promoted``
+event; loading happens off the request path, and a model that fails to load leaves the current
+one serving.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def load_model(settings: Settings, tag: str, device: str) -> LoadedModel:
     from training import model_store
 
     model = model_store.load(settings, tag)  # CPU, few threads (prepare_for_scoring)
-    if device == "cuda":
-        model.booster.set_param({"device": "cuda"})
+    # One request is one row: extra OpenMP threads only spin (and fight the event loop for the core).
+    model.booster.set_param({"nthread": 1, **({"device": "cuda"} if device == "cuda" else {})})
     return LoadedModel(tag=tag, model=model, device=device)
 
 
@@ -71,8 +72,10 @@ class ModelHolder:
             raise NoProductionModel()
         return current
 
-    def refresh(self) -> bool:
-        """Load the production model if it changed; True when a new one was swapped in."""
+    def refresh(self, trigger: str = "poll") -> bool:
+        """Load the production model if it changed; True when a new one was swapped in.
+
+        ``trigger`` (poll, event, start) only goes to the log: it shows whether events arrive."""
         from training.promotion import production_tag
 
         with self._refresh_lock:
@@ -92,12 +95,13 @@ class ModelHolder:
                 return False
             self._current = loaded
             self.swaps += 1
-            log.info("production model loaded", extra={"tag": tag, "previous": current.tag if current else None})
+            log.info("production model loaded",
+                     extra={"tag": tag, "previous": current.tag if current else None, "trigger": trigger})
             return True
 
     def start(self, interval_s: float | None = None) -> None:
         """Load now, then poll in a daemon thread."""
-        self.refresh()
+        self.refresh("start")
         interval = interval_s or self.settings.serving_reload_interval_s
 
         def loop() -> None:
