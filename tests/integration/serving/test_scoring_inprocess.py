@@ -23,9 +23,6 @@ from serving.testing import DEVICE, PROFILE, VELOCITY, promote_tiny_model
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime.now(UTC)
-
-
 def _request(account: str, **over: object) -> dict:
     body = {"account_id": account, "txn_type": "withdrawal", "amount": 900.0, "currency": "USD",
             "device_id": f"{account}-dev", "ip": "10.0.0.1", "country": "DE", "event_id": f"{account}-e1"}
@@ -36,7 +33,7 @@ def _seed(redis_url: str, prefix: str, account: str, burst: bool) -> None:
     import redis
 
     store = RedisOnlineStore(redis.Redis.from_url(redis_url), prefix=prefix)
-    t = NOW - timedelta(seconds=30)
+    t = datetime.now(UTC) - timedelta(seconds=30)  # at seeding time: freshness is measured from it
     rows = {"account_id": account, "event_time": t}
     store.write_batch(VELOCITY, pd.DataFrame([{**rows, "txn_count_1h": 9 if burst else 1}]))
     store.write_batch(PROFILE, pd.DataFrame([{**rows, "profile_amount_mean_30d": 50.0}]))
