@@ -81,10 +81,12 @@ def retraining() -> None:
         from riskpipe.settings import get_settings
         from training.config import TrainingConfig, window_ending
         from training.pipeline import build as build_stage
+        from training.pipeline import clamp_to_data
 
         params = params or {}
         settings = get_settings()
         start, end = window_ending(_window_end(params), float(params.get("window_days", 28)))
+        start = clamp_to_data(settings, start, end)
         config = TrainingConfig.from_settings(settings, start=start, end=end,
                                               gap=timedelta(hours=float(params.get("gap_hours", 48))),
                                               device=params.get("device") or None,

@@ -44,13 +44,14 @@ def train(
     from datetime import timedelta
 
     from training.config import TrainingConfig, window_ending
-    from training.pipeline import run_training
+    from training.pipeline import clamp_to_data, run_training
 
     settings = get_settings()
     end_time = _parse_time(end, "--end")
     start_time = _parse_time(start, "--start")
     if start_time is None:
         start_time, end_time = window_ending(end_time, days)
+        start_time = clamp_to_data(settings, start_time, end_time)
     elif end_time is None:
         _, end_time = window_ending(None, 1)
     try:

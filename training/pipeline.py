@@ -73,6 +73,25 @@ def registry_versions(settings: Settings, names: list[str]) -> dict[str, Any]:
 
 
 # ---- stages ------------------------------------------------------------------------------------
+def clamp_to_data(settings: Settings, start: datetime, end: datetime) -> datetime:
+    """``start`` moved up to the first transaction in the offline store, when the data begins later.
+
+    A default window (28 days) over a younger store (`riskpipe up` simulates 7) would put every
+    transaction into the validation and test periods and leave training empty; the split fractions
+    apply to the data that exists instead.
+    """
+    from features.offline_access import offline_session
+
+    with offline_session(settings) as store:
+        if not store.table_exists("events_transactions"):
+            return start
+        first = store.query("SELECT min(event_time) AS t FROM events_transactions").to_pylist()[0]["t"]
+    if first is None or first <= start or first >= end:
+        return start
+    log.info("training window starts at the first transaction", extra={"asked": str(start), "first": str(first)})
+    return first.replace(microsecond=0)
+
+
 def build(settings: Settings, config: TrainingConfig, run_id: str | None = None) -> str:
     """Build the training set into a new run directory; returns its path."""
     from features.offline import get_offline_store
