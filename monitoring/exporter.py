@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from monitoring import figures
 from monitoring.lag import LagReader, as_rows, pipeline_groups
+from riskpipe.gpu import gpu_available, gpu_readings
 from riskpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,6 @@ class PipelineCollector:
         self._sync_rows: list[dict[str, Any]] = []
         self._sync_read_at = float("-inf")
         self._sync_up = False
-        self._nvml: Any = None
-        self._nvml_checked = False
 
     def describe(self) -> list[Metric]:
         """Names only (prometheus_client calls this at registration instead of scraping the sources)."""
@@ -158,22 +157,11 @@ class PipelineCollector:
 
     def _collect_gpu(self, fam: _Families) -> bool | None:
         """NVML when a driver and GPU exist; None (no ``source_up`` sample) on machines without one."""
-        if not self._nvml_checked:
-            self._nvml_checked = True
-            try:
-                import pynvml
-
-                pynvml.nvmlInit()
-                self._nvml = pynvml
-            except Exception:
-                log.info("no GPU/NVML: GPU metrics stay absent")
-        if self._nvml is None:
+        if not gpu_available():
             return None
-        nv = self._nvml
-        for i in range(nv.nvmlDeviceGetCount()):
-            handle = nv.nvmlDeviceGetHandleByIndex(i)
-            fam.gpu_util.add_metric([str(i)], float(nv.nvmlDeviceGetUtilizationRates(handle).gpu))
-            fam.gpu_memory.add_metric([str(i)], float(nv.nvmlDeviceGetMemoryInfo(handle).used))
+        for reading in gpu_readings():
+            fam.gpu_util.add_metric([str(reading.index)], reading.utilization_percent)
+            fam.gpu_memory.add_metric([str(reading.index)], reading.memory_used_bytes)
         return True
 
 

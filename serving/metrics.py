@@ -12,6 +12,8 @@ import logging
 import threading
 from typing import Any
 
+from riskpipe.gpu import gpu_readings
+
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -50,15 +52,8 @@ class ServingMetrics:
         proc = psutil.Process()
         self.cpu.set(proc.cpu_percent(None))
         self.memory.set(proc.memory_info().rss)
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            for i in range(pynvml.nvmlDeviceGetCount()):
-                util = pynvml.nvmlDeviceGetUtilizationRates(pynvml.nvmlDeviceGetHandleByIndex(i))
-                self.gpu.labels(gpu=str(i)).set(util.gpu)
-        except Exception:  # no driver / no GPU: the gauge simply stays absent
-            pass
+        for reading in gpu_readings():  # none without a GPU: the gauge stays absent
+            self.gpu.labels(gpu=str(reading.index)).set(reading.utilization_percent)
 
     def start_sampler(self, interval_s: float = 5.0) -> None:
         def loop() -> None:
