@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -73,3 +73,32 @@ def dag_runner(tmp_path: Path, airflow_home: Path, redis_url: str, broker: str, 
     settings = Settings(data_dir=tmp_path / "riskpipe", airflow_home=airflow_home, redis_url=redis_url,
                         kafka_bootstrap_servers=broker, online_key_prefix=unique, offline_lock_wait_s=30)
     yield DagRunner(settings)
+
+
+def _first_alert(broker: str, group_id: str, match: Callable[[dict[str, Any]], bool],
+                 polls: int = 60) -> list[dict[str, Any]]:
+    """The first event on ``alerts`` that ``match`` accepts, as a one-item list ([] after ``polls`` x 0.5 s).
+
+    Assign, not subscribe: no consumer-group join (slow on the embedded broker) for a read-only check.
+    """
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from riskpipe.topics import ALERTS_TOPIC
+
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": group_id, "enable.auto.commit": False})
+    metadata = consumer.list_topics(ALERTS_TOPIC, timeout=10).topics[ALERTS_TOPIC]
+    consumer.assign([TopicPartition(ALERTS_TOPIC, p, OFFSET_BEGINNING) for p in metadata.partitions])
+    try:
+        for _ in range(polls):
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error() and match(event := json.loads(msg.value())):
+                return [event]
+    finally:
+        consumer.close()
+    return []
+
+
+@pytest.fixture
+def first_alert() -> Callable[..., list[dict[str, Any]]]:
+    """Reads the DAGs' Kafka ``alerts`` (model promotions, monitoring alarms) back for assertions."""
+    return _first_alert

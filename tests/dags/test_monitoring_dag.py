@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from monitoring.run import latest_result
 from monitoring.served import predictions_topic
@@ -40,25 +39,7 @@ def test_monitoring_dag_shape() -> None:
     assert dag.get_task("trigger_retraining").trigger_dag_id == "retraining"
 
 
-def _alarm_events(broker: str, group_id: str, run_id: str) -> list[dict]:
-    consumer = Consumer({"bootstrap.servers": broker, "group.id": group_id, "enable.auto.commit": False})
-    metadata = consumer.list_topics(ALERTS_TOPIC, timeout=10).topics[ALERTS_TOPIC]
-    consumer.assign([TopicPartition(ALERTS_TOPIC, p, OFFSET_BEGINNING) for p in metadata.partitions])
-    found: list[dict] = []
-    try:
-        for _ in range(60):
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error():
-                event = json.loads(msg.value())
-                if event.get("kind") == "monitoring.alarm" and event.get("run_id") == run_id:
-                    found.append(event)
-                    break
-    finally:
-        consumer.close()
-    return found
-
-
-def test_monitoring_dag_triggers_retraining_on_drift(dag_runner: Any, unique: str) -> None:
+def test_monitoring_dag_triggers_retraining_on_drift(dag_runner: Any, first_alert: Any, unique: str) -> None:
     runner = dataclasses.replace(dag_runner, settings=dag_runner.settings.model_copy(update={
         "topic_prefix": f"{unique}.", "monitoring_group_id": unique, "kafka_session_timeout_ms": 2000}))
     settings = runner.settings
@@ -80,5 +61,6 @@ def test_monitoring_dag_triggers_retraining_on_drift(dag_runner: Any, unique: st
         db.close()
     assert any(str(c.get("trigger_reason", "")).startswith(f"monitoring {latest['run_id']}: feature_drift")
                for c in confs if isinstance(c, dict)), confs
-    events = _alarm_events(settings.bootstrap_servers, unique, latest["run_id"])
+    events = first_alert(settings.bootstrap_servers, unique, lambda e: e.get("kind") == "monitoring.alarm"
+                         and e.get("run_id") == latest["run_id"])
     assert events and events[0]["should_retrain"] and events[0]["report_dir"] == latest["report_dir"]

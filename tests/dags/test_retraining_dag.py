@@ -12,7 +12,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from riskpipe.settings import REPO_ROOT
@@ -36,25 +36,6 @@ def _ensure_topic(broker: str, topic: str) -> None:
             raise
 
 
-def _promotions(broker: str, group_id: str, tag: str) -> list[dict]:
-    # assign, not subscribe: no consumer-group join (slow on the embedded broker) for a read-only check
-    consumer = Consumer({"bootstrap.servers": broker, "group.id": group_id, "enable.auto.commit": False})
-    metadata = consumer.list_topics(ALERTS_TOPIC, timeout=10).topics[ALERTS_TOPIC]
-    consumer.assign([TopicPartition(ALERTS_TOPIC, p, OFFSET_BEGINNING) for p in metadata.partitions])
-    found: list[dict] = []
-    try:
-        for _ in range(40):
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error():
-                event = json.loads(msg.value())
-                if event.get("tag") == tag:
-                    found.append(event)
-                    break
-    finally:
-        consumer.close()
-    return found
-
-
 def test_retraining_dag_shape() -> None:
     """Parsed in-process: weekly, a UI form, and the stages in order (thin tasks, XCom references)."""
     from airflow.dag_processing.dagbag import DagBag
@@ -73,7 +54,7 @@ def test_retraining_dag_shape() -> None:
     assert params.get_param("device").schema["enum"] == ["auto", "cpu", "cuda"]
 
 
-def test_retraining_dag_trains_registers_promotes_and_notifies(dag_runner, unique: str) -> None:
+def test_retraining_dag_trains_registers_promotes_and_notifies(dag_runner, first_alert, unique: str) -> None:
     settings = dag_runner.settings
     simulate_history(settings, accounts=200, days=5, seed=11)
     _ensure_topic(settings.bootstrap_servers, ALERTS_TOPIC)
@@ -94,5 +75,5 @@ def test_retraining_dag_trains_registers_promotes_and_notifies(dag_runner, uniqu
     stored = {m.tag: m for m in model_store.list_models(settings)}
     assert set(stored[tag].metadata["feature_groups"]) == set(GROUPS)
     assert stored[tag].metadata["training_window"]["end"] == "2024-03-06 00:00:00"
-    events = _promotions(settings.bootstrap_servers, unique, tag)
+    events = first_alert(settings.bootstrap_servers, unique, lambda e: e.get("tag") == tag, polls=40)
     assert events and events[0]["pointer"] == str(Path(str(settings.bentoml_home)) / "production.json")
