@@ -6,34 +6,22 @@ offline schema, Airflow) starts on free ports in a tmp data dir and is always st
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from features.batch.synthetic import synthetic_logins
 from features.definitions.catalog import get_group
 from features.offline import DuckDBOfflineStore
+from riskpipe.airflow_api import AirflowClient
 from riskpipe.settings import Settings
 from riskpipe.stack import supervisor
-from riskpipe.stack.airflow import ADMIN_USER, admin_password
 from riskpipe.stack.net import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DAY = datetime(2024, 4, 1)
-
-
-def _wait_dag(client: httpx.Client, dag_id: str, timeout: float = 240) -> None:
-    """The dag-processor parses new files on its own schedule: wait until the API knows the DAG."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get(f"/api/v2/dags/{dag_id}").status_code == 200:
-            return
-        time.sleep(2)
-    raise AssertionError(f"{dag_id} never appeared in the API")
 
 
 def test_backfill_through_the_rest_api(tmp_path: Path) -> None:
@@ -46,26 +34,17 @@ def test_backfill_through_the_rest_api(tmp_path: Path) -> None:
     store.close()
     try:
         supervisor.up(settings, ["airflow"], report=lambda _: None)
-        password = admin_password(settings)
-        assert password
-        with httpx.Client(base_url=settings.airflow_url, timeout=30) as client:
-            token = client.post("/auth/token", json={"username": ADMIN_USER, "password": password})
-            assert token.status_code in (200, 201), token.text
-            client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-            _wait_dag(client, "features_backfill")
-            client.patch("/api/v2/dags/features_backfill", json={"is_paused": False})
+        client = AirflowClient.from_settings(settings)  # the same REST client `riskpipe demo` uses
+        try:
+            client.wait_for_dag("features_backfill")
             conf = {"groups": ["ip_hourly"], "start": "2024-04-01", "end": "2024-04-01", "dry_run": False,
                     "include_plan": False}
-            run = client.post("/api/v2/dags/features_backfill/dagRuns", json={"logical_date": None, "conf": conf})
-            assert run.status_code in (200, 201), run.text
-            run_id = run.json()["dag_run_id"]
-            state, deadline = "queued", time.monotonic() + 300
-            while state not in ("success", "failed") and time.monotonic() < deadline:
-                time.sleep(3)
-                state = client.get(f"/api/v2/dags/features_backfill/dagRuns/{run_id}").json()["state"]
-            assert state == "success"
-            page = client.get("/riskpipe/feature-groups/")  # the plugin's page is served by the API server
+            run_id = client.trigger("features_backfill", conf)
+            assert client.wait("features_backfill", run_id, timeout_s=300)["state"] == "success"
+            page = client.http.get("/riskpipe/feature-groups/")  # the plugin's page is served by the API server
             assert page.status_code == 200 and "ip_hourly" in page.text
+        finally:
+            client.close()
     finally:
         supervisor.down(settings, report=lambda _: None)
     store = DuckDBOfflineStore(settings.duckdb_path)
