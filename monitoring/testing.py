@@ -12,9 +12,7 @@ builder training uses, i.e. what a correct online store would have served.
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pandas as pd
 
@@ -100,7 +98,7 @@ def window_frame(settings: Settings, first_day: float, last_day: float,
 
 def replay_served(settings: Settings, frame: pd.DataFrame, tag: str) -> int:
     """Score ``frame`` with the model ``tag`` and log every row to the prediction log; returns rows sent."""
-    from serving.prediction_log import PredictionLogger
+    from serving.prediction_log import PredictionLogger, prediction_record
     from training import model_store
 
     model = model_store.load(settings, tag)
@@ -109,12 +107,11 @@ def replay_served(settings: Settings, frame: pd.DataFrame, tag: str) -> int:
     logger = PredictionLogger.from_settings(settings)
     features = frame[model.feature_columns].astype(float)
     for i, row in enumerate(frame.itertuples(index=False)):
-        at = pd.Timestamp(row.event_time).tz_localize(UTC).isoformat()
-        values: dict[str, Any] = {c: None if math.isnan(v) else float(v)
-                                  for c, v in zip(model.feature_columns, features.iloc[i], strict=True)}
-        logger.log(row.account_id, {"served_at": at, "event_id": row.event_id, "account_id": row.account_id,
-                                    "event_time": at, "model_tag": tag, "score": float(scores[i]),
-                                    "decision": str(decisions[i]), "degraded": False, "features": values})
+        at = pd.Timestamp(row.event_time).tz_localize(UTC).to_pydatetime()
+        logger.log(row.account_id, prediction_record(
+            served_at=at, event_id=row.event_id, account_id=row.account_id, event_time=at, model_tag=tag,
+            score=scores[i], decision=str(decisions[i]), degraded=False, columns=model.feature_columns,
+            values=features.iloc[i].to_numpy()))
     left = logger.close(30)
     if left:
         raise RuntimeError(f"{left} prediction-log records were not delivered")

@@ -11,13 +11,27 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from riskpipe.settings import Settings
 from riskpipe.topics import PREDICTIONS_TOPIC
 
 log = logging.getLogger(__name__)
+
+
+def prediction_record(*, served_at: datetime, event_id: str, account_id: str, event_time: datetime, model_tag: str,
+                      score: float, decision: str, degraded: bool, columns: Sequence[str],
+                      values: Sequence[float]) -> dict[str, Any]:
+    """One ``predictions.log`` record: the format monitoring parses (``monitoring/served.py``), in one place.
+    Missing feature values (NaN) are logged as null."""
+    return {"served_at": served_at.isoformat(), "event_id": event_id, "account_id": account_id,
+            "event_time": event_time.isoformat(), "model_tag": model_tag, "score": float(score),
+            "decision": decision, "degraded": degraded,
+            "features": {c: None if math.isnan(v) else float(v) for c, v in zip(columns, values, strict=True)}}
 
 
 class PredictionLogger:

@@ -22,7 +22,7 @@ from features.on_demand import ON_DEMAND_FEATURES, compute_on_demand
 from serving.metrics import ServingMetrics
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.online_features import OnlineFeatureFetcher, OnlineLookup
-from serving.prediction_log import PredictionLogger
+from serving.prediction_log import PredictionLogger, prediction_record
 from serving.reasons import top_reasons
 from serving.schemas import ScoreRequest, ScoreResponse
 
@@ -113,11 +113,9 @@ class Scorer:
             return
         columns = loaded.model.feature_columns
         for request, values, response in zip(requests, matrix, responses, strict=True):
-            record = {"served_at": now.isoformat(), "event_id": request.event_id,
-                      "account_id": request.account_id, "event_time": (request.event_time or now).isoformat(),
-                      "model_tag": loaded.tag, "score": response.score, "decision": response.decision,
-                      "degraded": response.degraded,
-                      "features": {c: None if math.isnan(v) else float(v)
-                                   for c, v in zip(columns, values, strict=True)}}
+            record = prediction_record(served_at=now, event_id=request.event_id, account_id=request.account_id,
+                                       event_time=request.event_time or now, model_tag=loaded.tag,
+                                       score=response.score, decision=response.decision,
+                                       degraded=response.degraded, columns=columns, values=values)
             if not self.prediction_log.log(request.account_id, record) and self.metrics is not None:
                 self.metrics.log_dropped.inc()
