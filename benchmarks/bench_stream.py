@@ -16,6 +16,8 @@
    per rate in ``--rates`` (5k and a rate one worker sustains).
 5. ``bare_aiokafka``: in the same run, a bare aiokafka loop reads the same events topics from
    the start (no group, no decoding): the consume limit of this broker on this machine.
+6. ``faust_noop``: a Faust agent that only ``take_events`` the backlog: Faust's own per-record
+   ceiling, the reason stage 1 reads ``events.*`` with librdkafka (``streaming/event_source.py``).
 
 Everything shares the machine's cores (producer, watcher, broker, Redis, workers): numbers taken
 while other work runs are noisy. Results: ``benchmarks/results/stream.json`` with machine details.
@@ -466,6 +468,19 @@ def bench_bare_consumer(stack: _Stack, prefixes: list[str], expected: int) -> di
     return asyncio.run(consume())
 
 
+def bench_faust_noop(stack: _Stack, prefix: str, expected: int) -> dict[str, Any]:
+    """Faust's own ceiling: an agent that only takes batches (``benchmarks/faust_noop.py``) reads the backlog."""
+    topics = event_topics(stack.settings.model_copy(update={"topic_prefix": prefix}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKPIPE_")}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.faust_noop", stack.settings.bootstrap_servers,
+                           str(expected), *topics], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"faust_noop printed no result: {done.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=30_000, help="Simulated events (backlog and replay source).")
@@ -504,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
             result["bare_aiokafka"] = bench_bare_consumer(stack, ["backlog.", *(f"fresh{int(r)}." for r in rates)],
                                                           total)
             print("bare aiokafka:", json.dumps(result["bare_aiokafka"]), flush=True)
+            result["faust_noop"] = bench_faust_noop(stack, "backlog.", len(events))
+            print("faust no-op agent:", json.dumps(result["faust_noop"]), flush=True)
         finally:
             stack.close()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

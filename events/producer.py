@@ -91,13 +91,19 @@ class EventProducer:
         log.error("delivery failed", extra={"topic": topic, "kafka_error": str(err)})
 
     def produce_raw(self, topic: str, value: bytes | None, key: bytes | None = None,
-                    headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Queue one record on a physical topic, waiting (not dropping) when the local queue is full."""
+                    headers: list[tuple[str, bytes]] | None = None, partition: int = -1,
+                    timestamp_ms: int = 0) -> None:
+        """Queue one record on a physical topic, waiting (not dropping) when the local queue is full.
+
+        ``partition`` -1 lets the murmur2 partitioner choose from the key (the default everywhere but where a
+        record must land on a given partition whatever its key, like the compute worker's changelog markers);
+        ``timestamp_ms`` 0 stamps the record with the time it is produced."""
         if self._fatal:
             raise ProduceError(f"producer is in a fatal state: {self._fatal}")
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)
+                self._producer.produce(topic, value=value, key=key, headers=headers, partition=partition,
+                                       timestamp=timestamp_ms, on_delivery=self._on_delivery)
             except BufferError:
                 self.stats.backpressure_waits += 1
                 self._producer.poll(0.05)
@@ -106,8 +112,13 @@ class EventProducer:
         self._producer.poll(0)
 
     def produce(self, event: Event) -> None:
-        """Queue a validated event on its (prefixed) topic, keyed by account id."""
-        self.produce_raw(self.topic(event.topic), encode(event), event.account_id.encode("utf-8"))
+        """Queue a validated event on its (prefixed) topic, keyed by account id, stamped with its event time.
+
+        The record timestamp is the event time (Kafka Streams' convention): the compute worker releases events
+        in timestamp order across partitions (``streaming.event_source``), which for a replay of history -
+        days of event time produced within seconds - only works with event times, not produce times."""
+        self.produce_raw(self.topic(event.topic), encode(event), event.account_id.encode("utf-8"),
+                         timestamp_ms=int(event.event_time.timestamp() * 1000))
 
     def produce_many(self, events: Iterable[Event]) -> int:
         n = 0

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from riskpipe.settings import Settings
+from streaming.event_source import events_group_id
 
 TopicPartitionKey = tuple[str, int]
 STREAM_WORKERS = ("stream-compute", "stream-ingest", "stream-archive")  # their status-file and service names
@@ -48,6 +49,7 @@ def pipeline_groups(settings: Settings) -> dict[str, str]:
     drain (monitoring/served.py), plus ``lag_extra_groups``."""
     ids = (settings.stream_app_id, settings.ingest_group_id, settings.archive_group_id)
     groups = dict(zip(ids, STREAM_WORKERS, strict=True))
+    groups[events_group_id(settings)] = STREAM_WORKERS[0]  # stage 1 commits events.* offsets under its own group
     groups[settings.monitoring_group_id] = "monitoring"
     for extra in (settings.lag_extra_groups or "").split(","):
         if extra.strip():

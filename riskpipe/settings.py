@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     # Tansu answers a fetch only when its max wait is over, even when records arrive earlier: every hop of the
     # stream pipeline waited up to 0.5 s (librdkafka) or 1.5 s (Faust's hard-coded aiokafka setting)
     stream_fetch_wait_ms: int = Field(50, ge=1, description="Max wait of the stream workers' fetch requests.")
+    # a replay (warm-up, history through Kafka) holds days of event time per partition: stage 1 releases events in
+    # time order across partitions and waits this long at most for a partition that has records not yet fetched
+    stream_align_idle_s: float = Field(0.25, ge=0, description="Longest wait for a lagging events partition before "
+                                                                "the compute worker processes the others.")
     ingest_group_id: str = Field("riskpipe-ingest", description="Consumer group of the ingestion worker.")
     # a features.<group> message packs up to 500 updates (streaming.updates), so 200 messages <= 100k rows
     ingest_batch_size: int = Field(200, ge=1, description="Feature-update messages per ingestion micro-batch.")

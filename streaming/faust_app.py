@@ -1,9 +1,11 @@
-"""The Faust worker of the stream features: two agents and two changelog-backed tables, nothing more.
+"""The Faust worker of the stream features: two stages and two changelog-backed tables, nothing more.
 
 All logic lives in ``streaming.compute`` (tested without Faust); this module only wires it:
 
-* agent ``account-features`` reads ``events.*`` in batches (``take_events``), table ``account-state``;
-* agent ``entity-features`` reads the re-key topic ``<app id>-rekey``, table ``entity-state``.
+* task ``account-features`` reads ``events.*`` in batches through ``streaming.event_source`` (librdkafka,
+  time-aligned across partitions, the partitions Faust assigned to this worker's account-state table),
+  table ``account-state``;
+* agent ``entity-features`` reads the re-key topic ``<app id>-rekey`` (``take_events``), table ``entity-state``.
 
 Choices forced by the broker and by correctness (see /work/shared/ENVIRONMENT.md):
 
@@ -11,27 +13,28 @@ Choices forced by the broker and by correctness (see /work/shared/ENVIRONMENT.md
 * Changelog *markers*: Tansu's ListOffsets(LATEST) answers the last produce batch's base offset
   + 1, so Faust's recovery stops short of the newest changelog records of a multi-record batch.
   The proven workaround, ``producer_max_batch_size=1``, sends every record alone and capped the
-  worker at ~300 events/s. Instead, after each batch's table writes the agent flushes Faust's
-  producer and writes one tiny marker record to every changelog partition it touched: the
-  marker *starts* a new produce batch, so the reported end offset always lies past every
-  record of every batch that could have been committed (offsets are committed after the
-  markers: Faust flushes its producer before each commit). Records after the last marker
-  belong to an uncommitted batch, which is re-processed after a restart anyway.
-* Tables use ``use_partitioner=True``: a batch spans partitions, so Faust's default (the
-  partition of the *current* event) would file an entity's changelog record under the wrong
-  partition; the key's own murmur2 partition is the one that is recovered with it.
-* Feature updates, re-keyed events and dead letters go through one confluent-kafka producer
-  (several times faster than Faust's), flushed at the end of every batch, before Faust acks the
-  batch; Faust flushes its own producer (changelogs) before every commit.
-* Any unexpected error ends the process at once (exit code 1) instead of letting Faust ack
-  the failed batch: a restart resumes from the last committed offsets and loses nothing.
+  worker at ~300 events/s. Instead, after each batch's table writes are flushed, one tiny marker
+  record goes to every changelog partition the batch touched: the marker *starts* a new produce
+  batch, so the reported end offset always lies past every record of every batch that could have
+  been committed (offsets are committed after the markers are acknowledged). Records after the
+  last marker belong to an uncommitted batch, which is re-processed after a restart anyway.
+* Changelog records go to the partition of their key's murmur2 hash (what ``use_partitioner=True``
+  tells Faust to recover them with): a batch spans partitions, so the partition of the *current*
+  event (Faust's default) would file an entity's record under the wrong one.
+* Feature updates, re-keyed events, dead letters and the tables' changelog records go through one
+  confluent-kafka producer (several times faster than Faust's), flushed at the end of every batch,
+  before its offsets are committed (stage 1) or Faust acks it (stage 2).
+* Any unexpected error ends the process at once (exit code 1) instead of letting the failed batch be
+  committed: a restart resumes from the last committed offsets and loses nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,6 +43,7 @@ import faust
 from events.producer import EventProducer
 from riskpipe.settings import Settings
 from streaming.compute import Consumed, StreamCompute, flush_outputs
+from streaming.event_source import EventSource
 from streaming.state_table import CHANGELOG_MARKER, StateTable
 from streaming.status import WorkerStatus
 from streaming.topology import ensure_topics, event_topics, key_partition, plans, rekey_topic, update_topic
@@ -85,6 +89,37 @@ def limit_fetch_wait(max_wait_ms: int) -> None:
     AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
 
 
+class ChangelogTable:
+    """A Faust table written through the worker's confluent-kafka producer (the ``KeyValueTable`` of the states).
+
+    ``table[key] = value`` on a Faust table sends the changelog record through aiokafka, one Python-level
+    produce per touched entity and batch: about a tenth of the worker's CPU. The value goes into the table's
+    store directly and the changelog record through librdkafka instead, to the same changelog topic and
+    (murmur2) partition, so Faust's own recovery restores it like any record it had sent itself.
+    """
+
+    def __init__(self, table: faust.Table, producer: EventProducer) -> None:
+        self.table = table
+        self.producer = producer
+        self.topic = table.changelog_topic.get_topic_name()
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        return self.table.data.get(key, default)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.table.data[key] = value
+        self.producer.produce_raw(self.topic, value, key=key)
+
+    def __delitem__(self, key: bytes) -> None:
+        del self.table.data[key]
+        self.producer.produce_raw(self.topic, None, key=key)
+
+    def mark(self, keys: set[bytes], partitions: int) -> None:
+        """One marker per changelog partition of ``keys`` (see the module docstring); call after a flush."""
+        for partition in sorted({key_partition(key, partitions) for key in keys}):
+            self.producer.produce_raw(self.topic, b"m", key=CHANGELOG_MARKER, partition=partition)
+
+
 def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None,
               status: WorkerStatus | None = None) -> faust.App:
     """The Faust app for ``settings`` (app id, topics, batch sizes and lateness all come from there)."""
@@ -110,13 +145,8 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=max(4096, settings.stream_batch_size * 2),
-        # a batch writes one changelog record per touched entity in one burst: without linger aiokafka sends
-        # them in many tiny requests (a socket write each); the markers still start their own batch (flush first)
-        producer_linger=0.005,
-        producer_max_batch_size=1 << 18,
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    source = app.topic(*event_topics(settings), **raw)
     rekey = app.topic(rekey_topic(settings), partitions=settings.topic_partitions, internal=True, **raw)
     # bytes keys and values: Faust's "raw" codec, so changelog keys equal the source keys (same partition)
     table_opts = {"key_type": bytes, "value_type": bytes, "use_partitioner": True,
@@ -126,7 +156,9 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
     # success reports would cost a Python callback per message; failures are still reported and raised by flush
     producer = EventProducer(settings.bootstrap_servers, client_id=f"{settings.stream_app_id}-outputs",
                              config={"delivery.report.only.error": True})
-    compute = StreamCompute(settings, group_plans, producer, status, account_table, entity_table)
+    accounts, entities = ChangelogTable(account_table, producer), ChangelogTable(entity_table, producer)
+    compute = StreamCompute(settings, group_plans, producer, status, accounts, entities)
+    events = EventSource(settings, event_topics(settings))
 
     def crash(what: str) -> None:
         log.exception("%s failed; exiting so a restart resumes from the committed offsets", what)
@@ -136,35 +168,57 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
         logging.shutdown()
         os._exit(1)
 
-    async def run_batch(process: Callable[[list[Consumed]], None], events: Sequence[Any],
-                        table: faust.Table, states: StateTable) -> None:
-        """Compute, flush outputs, then changelog markers; any error exits before Faust acks the batch."""
+    def run_batch(process: Callable[[list[Any]], None], records: list[Any], table: ChangelogTable,
+                  states: StateTable) -> None:
+        """Compute, flush outputs and changelog records, then the markers: only then may offsets be committed.
+        Any error exits before the batch's offsets are committed."""
         try:
-            process([_adapt(e) for e in events])
+            process(records)
             flush_outputs(producer)
+            touched, states.touched = states.touched, set()
+            if touched:  # after the flush, so each marker starts a produce batch of its own
+                table.mark(touched, settings.topic_partitions)
+                flush_outputs(producer)
         except Exception:
             crash("batch")
-        try:
-            touched, states.touched = states.touched, set()
-            if touched:
-                await app.producer.flush()  # the batch's changelog records are out: markers start new batches
-                for partition in sorted({key_partition(key, settings.topic_partitions) for key in touched}):
-                    table.send_changelog(partition, CHANGELOG_MARKER, b"m")
-        except Exception:
-            crash("changelog markers")
         status.state = "running"
         status.counters["batches"] += 1
         status.write(settings)
 
-    @app.agent(source, name="account-features")
-    async def account_features(stream: faust.Stream) -> None:
-        async for events in stream.take_events(settings.stream_batch_size, within=settings.stream_batch_window_s):
-            await run_batch(compute.process_events, events, account_table, compute.accounts)
+    @app.on_partitions_revoked.connect
+    async def stop_events(sender: Any, revoked: Any, **_: Any) -> None:
+        events.want(None)  # nothing is processed until the rebalance and the table recovery are over
+
+    @app.on_rebalance_complete.connect
+    async def follow_tables(sender: Any, **_: Any) -> None:
+        changelog = accounts.topic
+        events.want(tp.partition for tp in app.tables.recovery.active_tps if tp.topic == changelog)
+
+    @app.task
+    async def account_features() -> None:
+        """Stage 1: a batch of events at a time, from the partitions whose account states this worker holds."""
+        loop = asyncio.get_running_loop()
+        while not app.should_stop:
+            if not events.sync():
+                await asyncio.sleep(0.05)
+                continue
+            generation = events.generation
+            await loop.run_in_executor(None, events.poll, settings.stream_batch_size, settings.stream_batch_window_s)
+            if generation != events.generation:
+                continue  # a rebalance began meanwhile: what was read is re-read by the partitions' next owner
+            batch = events.take(settings.stream_batch_size, time.monotonic())
+            if batch:
+                run_batch(compute.process_events, batch, accounts, compute.accounts)
+                try:
+                    events.commit(batch)
+                except Exception:
+                    crash("offset commit")
 
     @app.agent(rekey, name="entity-features")
     async def entity_features(stream: faust.Stream) -> None:
-        async for events in stream.take_events(settings.stream_batch_size, within=settings.stream_batch_window_s):
-            await run_batch(compute.process_rekeyed, events, entity_table, compute.entities)
+        """Stage 2: re-key packs (up to 500 rows a record, so Faust's per-record cost does not matter here)."""
+        async for packs in stream.take_events(settings.stream_batch_size, within=settings.stream_batch_window_s):
+            run_batch(compute.process_rekeyed, [_adapt(e) for e in packs], entities, compute.entities)
 
     @app.timer(settings.worker_status_interval_s)
     async def report_status() -> None:

@@ -33,14 +33,16 @@ class FakeProducer:
         self.failing: set[str] = set()
         self.queued: list[tuple] = []
         self.sent: list[tuple] = []
+        self.timestamps: list[int] = []
         self.polls = 0
 
-    def produce(self, topic, value=None, key=None, headers=None, on_delivery=None) -> None:
+    def produce(self, topic, value=None, key=None, headers=None, partition=-1, timestamp=0, on_delivery=None) -> None:
         if self.full:
             self.full -= 1
             raise BufferError("queue full")
         self.queued.append((topic, value, key, headers, on_delivery))
         self.sent.append((topic, value, key))
+        self.timestamps.append(timestamp)
 
     def poll(self, timeout: float = 0) -> int:
         self.polls += 1
@@ -85,6 +87,7 @@ def test_configuration_is_faust_compatible_and_keyed_by_account(fake) -> None:
     topic, value, key = fake[0].sent[0]
     assert (topic, key) == ("p.events.transactions", b"a1")
     assert b'"account_id":"a1"' in value
+    assert fake[0].timestamps == [int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)]  # the event time
 
 
 def test_full_queue_waits_and_retries_instead_of_dropping(fake) -> None:

@@ -33,5 +33,6 @@ def test_totals_per_group_and_topic() -> None:
 def test_pipeline_groups_follow_settings_and_extras(tmp_path: Path) -> None:
     s = Settings(data_dir=tmp_path, stream_app_id="app", ingest_group_id="ing", archive_group_id="arc",
                  monitoring_group_id="mon", lag_extra_groups=" other , ,app")
-    assert pipeline_groups(s) == {"app": "stream-compute", "ing": "stream-ingest", "arc": "stream-archive",
+    assert pipeline_groups(s) == {"app": "stream-compute", "app-events": "stream-compute", "ing": "stream-ingest",
+                                  "arc": "stream-archive",
                                   "mon": "monitoring", "other": "other"}
