@@ -162,7 +162,8 @@ class EventSource:
                 tps = [(t, p) for t in self.topics for p in sorted(self.partitions)]
                 self.consumer.assign([TopicPartition(t, p) for t, p in tps])  # from the committed offsets
                 self.buffer.reset(tps)
-            log.info("event partitions assigned", extra={"partitions": sorted(self.partitions or ())})
+            log.info("event partitions assigned: %s", sorted(self.partitions or ()),
+                     extra={"partitions": sorted(self.partitions or ())})
         return bool(self.partitions)
 
     def poll(self, max_records: int, timeout_s: float) -> None:

@@ -48,11 +48,13 @@ class Workers:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RISKPIPE_")}
         return {**env, **self.settings.to_env()}
 
-    def start(self, name: str) -> subprocess.Popen:
-        log = (self.log_dir / f"{name}.log").open("ab")
+    def start(self, name: str, instance: str | None = None) -> subprocess.Popen:
+        """Start worker ``name`` (compute, ingest, archive); ``instance`` names a second one of the same kind."""
+        instance = instance or name
+        log = (self.log_dir / f"{instance}.log").open("ab")
         proc = subprocess.Popen([sys.executable, "-m", "riskpipe", "stream", name], env=self.env(),
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs[name] = proc
+        self.procs[instance] = proc
         return proc
 
     def kill9(self, name: str) -> None:

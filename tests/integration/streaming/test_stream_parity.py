@@ -6,8 +6,19 @@ subprocesses exactly as `riskpipe up` runs them.
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from stream_harness import Truth, Workers, batch_engine_mismatches, online_mismatches, produce, simulate_day, wait_until
+from stream_harness import (
+    Truth,
+    Workers,
+    batch_engine_mismatches,
+    online_mismatches,
+    produce,
+    simulate_day,
+    wait_status,
+    wait_until,
+)
 
 from riskpipe.settings import Settings
 from streaming.status import read_status
@@ -32,3 +43,22 @@ def test_stream_offline_values_equal_batch_engine_and_oracle(stream_settings: Se
     assert compute["counters"].get("late", 0) == 0 and compute["counters"].get("rejected", 0) == 0
     workers.stop_all()
     assert batch_engine_mismatches(stream_settings, truth) == []
+
+
+def test_two_compute_workers_split_the_partitions_and_still_equal_the_oracle(stream_settings: Settings,
+                                                                              workers: Workers) -> None:
+    """Scale-out: a second worker joins mid-stream; Faust rebalances the tables and stage 1 follows them."""
+    day = simulate_day(stream_settings, accounts=30, seed=12)
+    truth = Truth.of(stream_settings, day)
+    produce(stream_settings, day.tables)
+    workers.start("compute")
+    wait_status(stream_settings, "stream-compute", lambda s: s["counters"].get("events", 0) > 0, 90, workers)
+    workers.start("compute", instance="compute-2")
+    workers.start("ingest")
+    wait_until(lambda: truth.offline_mismatches(stream_settings), 150, workers, "offline history with two workers")
+    # each worker ended up owning some of the partitions (the last assignment each logged)
+    logs = [(workers.log_dir / f"{w}.log").read_text(errors="replace") for w in ("compute", "compute-2")]
+    owned = [re.findall(r"event partitions assigned: \[([\d, ]*)\]", text) for text in logs]
+    finals = [set(map(int, found[-1].replace(",", " ").split())) if found else set() for found in owned]
+    assert all(finals) and not finals[0] & finals[1], finals
+    assert finals[0] | finals[1] == set(range(stream_settings.topic_partitions))
