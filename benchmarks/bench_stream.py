@@ -8,7 +8,8 @@
    messages) with in-memory tables and a producer that drops messages: the ceiling of a worker.
 3. ``worker``: a Tansu broker on a free port, ``--events`` simulated events pre-produced, then
    one Faust worker (`riskpipe stream compute`) started; events/s from its first to its last
-   feature message (the goal: >= 20k events/s per worker, all stream groups).
+   feature message (the goal: >= 20k events/s per worker, all stream groups). ``workers_2``: the
+   same backlog through two workers of one app (scale-out on the same two cores).
 4. ``freshness``: compute and ingest workers and a redis-server; events produced at a steady
    ``--rate`` for ``--seconds`` (event time = send time); a watcher polls Redis for every
    ``--sample-every``-th event and records when its group's value for the event's entity is
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -272,49 +273,60 @@ class _CpuMeter:
         return {name: round(cpu / wall, 2) for name, cpu in self.seconds().items()}
 
 
-def bench_worker(stack: _Stack, events: list[Event]) -> dict[str, Any]:
-    """A pre-produced backlog through one compute worker: its events/s (first to last update message)."""
-    settings = stack.settings.model_copy(update={"stream_app_id": "bench", "topic_prefix": "backlog."})
+def bench_worker(stack: _Stack, events: list[Event], workers: int = 1) -> dict[str, Any]:
+    """A pre-produced backlog through ``workers`` compute workers of one app (the partitions split between
+    them): events/s from the first to the last update message. Each worker gets its own data dir, so each
+    writes its own status file (their counters are summed)."""
+    tag = "backlog" if workers == 1 else f"backlog{workers}"
+    settings = stack.settings.model_copy(update={"stream_app_id": f"bench-{tag}", "topic_prefix": f"{tag}."})
     ensure_topics(settings, event_topics(settings) + [update_topic(settings, p.name) for p in plans(settings)])
     t0 = time.time()
     _produce(settings, events, len(events))
     produce_s = time.time() - t0
     collector = _Collector(settings)
     collector.start()
-    worker = stack.worker(settings, "compute")
-    cpu = _CpuMeter({"worker": worker.pid})
-    first_cpu: float | None = None  # the worker's CPU seconds when its first update arrived (start-up excluded)
+    instances = [settings.model_copy(update={"data_dir": stack.tmp / f"{tag}-worker{i}"}) for i in range(workers)]
+    procs = [stack.worker(s, "compute") for s in instances]
+    cpu = _CpuMeter({f"worker{i}": p.pid for i, p in enumerate(procs)})
+    first_cpu: float | None = None  # the workers' CPU seconds when the first update arrived (start-up excluded)
+
+    def counters() -> Counter[str]:
+        total: Counter[str] = Counter()
+        for s in instances:
+            total.update((read_status(s, "stream-compute") or {}).get("counters", {}))
+        return total
+
     try:
         deadline = time.time() + 900
         while time.time() < deadline:
-            status = read_status(settings, "stream-compute") or {}
-            counters = status.get("counters", {})
-            done = counters.get("events", 0) >= len(events) and counters.get("rekeyed", 0) >= counters["forwarded"]
+            now = counters()
+            done = now["events"] >= len(events) and now["rekeyed"] >= now["forwarded"]
             if first_cpu is None and collector.samples:
-                first_cpu = cpu.seconds()["worker"]
+                first_cpu = sum(cpu.seconds().values())
             if done and collector.samples and time.time() - collector.last_receive > 3:
                 break
-            if worker.poll() is not None:
-                raise RuntimeError(f"worker exited: see {stack.tmp}")
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"a worker exited: see {stack.tmp}")
             time.sleep(0.5)
         samples = list(collector.samples)
         emitted = [s[0] for s in samples]
         span = max(emitted) - min(emitted)
         latencies = [s[0] - s[1] / 1e6 for s in samples]
         return {
-            "events": len(events), "produce_seconds": round(produce_s, 2), "updates": len(samples),
-            "update_messages": collector.messages, "first_to_last_update_s": round(span, 2),
+            "workers": workers, "events": len(events), "produce_seconds": round(produce_s, 2),
+            "updates": len(samples), "update_messages": collector.messages, "first_to_last_update_s": round(span, 2),
             "events_per_s": round(len(events) / span) if span else None,
             "updates_per_s": round(len(samples) / span) if span else None,
-            # CPU seconds the worker spent from its first update to the end (the steadier figure when shared)
-            "events_per_worker_cpu_s": round(len(events) / (cpu.seconds()["worker"] - (first_cpu or 0.0))),
+            # CPU seconds the workers spent from the first update to the end (the steadier figure when shared)
+            "events_per_worker_cpu_s": round(len(events) / (sum(cpu.seconds().values()) - (first_cpu or 0.0))),
             "backlog_latency_s": {"p50": round(pct(latencies, 0.5), 3), "p99": round(pct(latencies, 0.99), 3)},
-            "worker_counters": (read_status(settings, "stream-compute") or {}).get("counters"),
+            "worker_counters": dict(counters()),
         }
     finally:
         collector.stop.set()
         collector.join(5)
-        stack.stop(worker)
+        for proc in procs:
+            stack.stop(proc)
 
 
 class _FreshnessWatcher(threading.Thread):
@@ -509,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result["worker"] = bench_worker(stack, events)
             print("worker:", json.dumps(result["worker"]), flush=True)
+            result["workers_2"] = bench_worker(stack, events, workers=2)  # scale-out on the same 2 cores
+            print("2 workers:", json.dumps(result["workers_2"]), flush=True)
             rates = [float(r) for r in args.rates.split(",") if r.strip()]
             result["freshness"] = []
             for rate in rates:
