@@ -140,19 +140,21 @@ class StreamCompute:
     # -- stage 1 ------------------------------------------------------------------------------------
     def process_events(self, records: Sequence[Consumed]) -> None:
         """Validate, update account-keyed groups, forward to the re-key topic."""
-        by_account: dict[str, list[_Pending]] = defaultdict(list)
+        by_account: dict[str, dict[str, list[_Pending]]] = defaultdict(lambda: defaultdict(list))  # -> topic -> events
         forwards: dict[int, list[Row]] = defaultdict(list)  # re-key partition -> rows
         self._begin_batch()
         counters = self.status.counters
+        counters["events"] += len(records)
+        admit, account_topics, newest = self.gate.admit, self._account_plans, None
         for rec in records:
-            counters["events"] += 1
-            event = self.gate.admit(rec)
+            event = admit(rec)
             if event is None:
                 counters["rejected"] += 1
                 continue
             topic = rec.topic()
             t = to_us(event.event_time)
-            self.status.saw_event_time(t)
+            if newest is None or t > newest:
+                newest = t
             targets = self._forwards.get(topic)
             if targets:
                 values = [getattr(event, c) for c in self._forward_columns[topic]]
@@ -162,8 +164,10 @@ class StreamCompute:
                         table_key = f"{entity}:{value}"
                         forwards[key_partition(table_key.encode(), self._partitions)].append(
                             [table_key, topic, t, event.event_id, values])
-            if topic in self._account_plans:
-                by_account[event.account_id].append(_Pending(topic, t, event.event_id, event, rec))
+            if topic in account_topics:
+                by_account[event.account_id][topic].append(_Pending(topic, t, event.event_id, event, rec))
+        if newest is not None:
+            self.status.saw_event_time(newest)
         for rows in forwards.values():
             counters["forwarded"] += len(rows)
             for pack in pack_rows(rows):
@@ -171,19 +175,18 @@ class StreamCompute:
                 columns = {topic: self._forward_columns[topic] for topic in {row[1] for row in pack}}
                 self.producer.produce_raw(self.rekey_topic, pydantic_core.to_json(
                     {"format": REKEY_FORMAT, "columns": columns, "rows": pack}), key=pack[0][0].encode())
-        for account, pending in by_account.items():
+        for account, by_topic in by_account.items():
             states = self.accounts.load(account)
-            topics = {p.topic for p in pending}
-            for topic in topics:
-                for plan in self._account_plans[topic]:
-                    self._update(plan, states, account, [p for p in pending if p.topic == topic])
+            for topic, pending in by_topic.items():
+                for plan in account_topics[topic]:
+                    self._update(plan, states, account, pending)
             self.accounts.store(account, states)
         self._emit()
 
     # -- stage 2 ------------------------------------------------------------------------------------
     def process_rekeyed(self, records: Sequence[Consumed]) -> None:
         """Update the groups keyed by devices, IPs, counterparties and payment methods."""
-        by_entity: dict[str, list[_Pending]] = defaultdict(list)
+        by_entity: dict[str, dict[str, list[_Pending]]] = defaultdict(lambda: defaultdict(list))  # -> topic -> events
         self._begin_batch()
         counters = self.status.counters
         for rec in records:
@@ -194,19 +197,19 @@ class StreamCompute:
                 columns = {topic: tuple(names) for topic, names in pack["columns"].items()}
                 rows = pack["rows"]
                 for table_key, topic, t, event_id, values in rows:
-                    by_entity[table_key].append(_Pending(topic, t, event_id, values, None, columns[topic]))
+                    by_entity[table_key][topic].append(_Pending(topic, t, event_id, values, None, columns[topic]))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:  # written by stage 1: a bug, not data
                 log.error("unreadable re-key pack; its events are skipped",
                           extra={"partition": rec.partition(), "offset": rec.offset(), "error": str(exc)})
                 counters["rekey_errors"] += 1
                 continue
             counters["rekeyed"] += len(rows)
-        for table_key, pending in by_entity.items():
+        for table_key, by_topic in by_entity.items():
             entity, _, value = table_key.partition(":")
             states = self.entities.load(table_key)
-            for topic in {p.topic for p in pending}:
+            for topic, pending in by_topic.items():
                 for plan in self._entity_plans.get((entity, topic), ()):
-                    self._update(plan, states, value, [p for p in pending if p.topic == topic])
+                    self._update(plan, states, value, pending)
             self.entities.store(table_key, states)
         self._emit()
 
@@ -219,7 +222,12 @@ class StreamCompute:
         state = states.get(plan.name)
         if state is None:
             state = states[plan.name] = EntityState(plan)
-        rows = [self._row(plan, p) for p in pending]
+        if pending[0].raw is not None:  # stage 1: validated events
+            values_of = plan.values_of
+            rows = [EventRow(p.t, p.event_id, values_of(p.record)) for p in pending]
+        else:  # stage 2: forwarded columns (named per pack: workers of two versions may forward different ones)
+            picker = plan.picker
+            rows = [EventRow(p.t, p.event_id, picker(p.columns)(p.record)) for p in pending]
         result = apply(plan, state, rows)
         counters = self.status.counters
         if result.late:
@@ -236,17 +244,11 @@ class StreamCompute:
             return
         out = self._out[(plan.name, key_partition(key.encode(), self._partitions))]
         corrections = 0
-        for point in result.points:
-            out.append([key, point.t, point.correction, evaluate_row(plan, state, point.t)])
-            corrections += point.correction
+        for t, correction in result.points:
+            out.append([key, t, correction, evaluate_row(plan, state, t)])
+            corrections += correction
         counters["updates"] += len(result.points)
         counters["corrections"] += corrections
-
-    @staticmethod
-    def _row(plan: GroupPlan, p: _Pending) -> EventRow:
-        if p.raw is not None:  # stage 1: a validated event
-            return plan.row(p.t, p.event_id, p.record)
-        return plan.row(p.t, p.event_id, dict(zip(p.columns, p.record, strict=True)))
 
     def _emit(self) -> None:
         """One message per (group, partition) and batch (split at ``MAX_ROWS_PER_MESSAGE`` rows)."""

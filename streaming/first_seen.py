@@ -21,8 +21,10 @@ from typing import Any
 
 import pydantic_core
 
-# combo -> [newest settled time (us) or None, sorted [[time_us, event_id], ...] not yet settled]
+# combo -> [newest settled time (us) or None, sorted [(time_us, event_id), ...] not yet settled]
+# (JSON arrays on the wire; tuples in memory, which the garbage collector need not track)
 Entries = dict[str, list[Any]]
+_NEVER = float("inf")
 
 
 def combo_key(values: Sequence[Any]) -> str:
@@ -37,20 +39,25 @@ def combo_key(values: Sequence[Any]) -> str:
 class FirstSeenIndex:
     """Times of the key combinations of one flag, for one entity."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("due", "entries")
 
     def __init__(self, entries: Entries | None = None) -> None:
-        self.entries: Entries = entries if entries is not None else {}
+        self.entries: Entries = {} if entries is None else {
+            combo: [settled, [(t, event_id) for t, event_id in recent]] for combo, (settled, recent) in entries.items()}
+        # the earliest cutoff at which ``settle`` has anything to do (it runs per update, over every combo)
+        self.due: float = -_NEVER if self.entries else _NEVER
 
     def observe(self, combo: str, t: int, event_id: str, lookback_us: int) -> tuple[bool, list[str]]:
         """Record event ``(t, event_id)``; return its flag and the ids of later events it demotes."""
         entry = self.entries.get(combo)
+        if t < self.due:
+            self.due = t
         if entry is None:
-            self.entries[combo] = [None, [[t, event_id]]]
+            self.entries[combo] = [None, [(t, event_id)]]
             return True, []
         settled, recent = entry
         first = settled is None or settled <= t - lookback_us
-        pos = bisect.bisect_left(recent, [t, event_id])
+        pos = bisect.bisect_left(recent, (t, event_id))
         if first and pos > 0 and recent[pos - 1][0] > t - lookback_us:  # the newest earlier one decides
             first = False
         demoted = []
@@ -58,15 +65,18 @@ class FirstSeenIndex:
             if later_t >= t + lookback_us:
                 break
             demoted.append(later_id)
-        recent.insert(pos, [t, event_id])
+        recent.insert(pos, (t, event_id))
         return first, demoted
 
     def settle(self, cutoff: int, lookback_us: int) -> None:
         """Fold entries older than ``cutoff`` (watermark - lateness) into one time; drop what can never matter."""
+        if cutoff < self.due:
+            return
         dead = []
+        due = _NEVER
         for combo, entry in self.entries.items():
             recent = entry[1]
-            n = bisect.bisect_left(recent, [cutoff, ""])
+            n = bisect.bisect_left(recent, (cutoff, ""))
             if n:
                 newest = recent[n - 1][0]
                 entry[0] = newest if entry[0] is None else max(entry[0], newest)
@@ -75,5 +85,9 @@ class FirstSeenIndex:
                 entry[0] = None
             if entry[0] is None and not recent:
                 dead.append(combo)
+                continue
+            # next time this entry changes: its oldest recent event settles, or its settled time ages out
+            due = min(due, recent[0][0] if recent else _NEVER, _NEVER if entry[0] is None else entry[0] + lookback_us)
         for combo in dead:
             del self.entries[combo]
+        self.due = due

@@ -8,9 +8,10 @@ Why per-event contributions and not coarse time buckets: a window evaluated at `
 ``t - W < event_time <= t`` with microsecond times, so at some future evaluation *every* event
 sits on the lower edge of every window; only its exact time decides whether it still counts.
 A bucket aggregate can only serve buckets entirely inside a window, so exactness needs the
-per-event times anyway. The state therefore keeps, per event, its time, id and one
-pre-filtered *contribution* per aggregation spec (the value the aggregation reads, or None when
-the event does not match the spec's filters). This is the finest bucketing: distinct counts get
+per-event times anyway. The state therefore keeps, per event, its time, id, its encoded payload
+entry and pre-filtered *contributions* (the value an aggregation reads, or the aggregation's
+neutral element when the event does not match its filters; ``streaming.compiled_plan`` generates
+the code that computes and aggregates them). This is the finest bucketing: distinct counts get
 exact value sets, ``last`` gets exact ordering, and out-of-order events are inserted in place.
 The state is bounded by the horizon ``max window + allowed lateness``: older events can never
 enter an evaluation again and are expired on every update.
@@ -31,26 +32,28 @@ import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pydantic_core
 
-from features.definitions.filters import Filter, is_missing
+from features.definitions.filters import is_missing
 from features.definitions.groups import WindowedFeatureGroup
 from features.definitions.names import seconds
-from streaming.compiled_filters import compile_all
+from streaming.compiled_plan import Spec, compile_group
 from streaming.first_seen import FirstSeenIndex, combo_key
 
 US_PER_S = 1_000_000
 EPOCH = datetime(1970, 1, 1)
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+
+
+_EPOCH_UTC = EPOCH.replace(tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
 def to_us(value: datetime) -> int:
     """Microseconds since the epoch; aware values are converted to UTC, naive ones are UTC already."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return (value - EPOCH) // timedelta(microseconds=1)
+    return (value - (EPOCH if value.tzinfo is None else _EPOCH_UTC)) // _US
 
 
 def from_us(value: int) -> datetime:
@@ -62,22 +65,6 @@ class PlanError(ValueError):
     """A group definition the stream engine cannot compute incrementally (the message says why)."""
 
 
-_POS_INF = float("inf")  # neutral element of min: never smaller than a real value (identity marks it)
-_NEG_INF = float("-inf")  # neutral element of max
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One aggregation function over one column with its filters; shared by all its windows."""
-
-    function: str
-    column: str | None
-    where: tuple[Filter, ...]
-    windows_us: tuple[int, ...]  # ascending
-    names: tuple[str, ...]  # feature name per window, same order
-    integer: bool  # sum of an int64 column stays int
-
-
 @dataclass(frozen=True)
 class FlagPlan:
     name: str
@@ -85,8 +72,7 @@ class FlagPlan:
     lookback_us: int
 
 
-@dataclass(frozen=True)
-class EventRow:
+class EventRow(NamedTuple):
     """One event as the engine sees it: time, id and the values of the columns the group reads."""
 
     t: int
@@ -94,110 +80,26 @@ class EventRow:
     values: tuple[Any, ...]
 
 
-@dataclass(frozen=True)
-class Point:
+class Point(NamedTuple):
     """An evaluation to emit: the features as of ``t``; ``correction`` when it may replace an earlier emit."""
 
     t: int
     correction: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class ApplyResult:
     points: list[Point]
     late: list[EventRow]
     duplicates: int
 
 
-def _contribution(spec: Spec, position: int | None, matches: Callable[[Sequence[Any]], bool]
-                  ) -> Callable[[Sequence[Any]], Any]:
-    """What one event adds to ``spec``, encoded so evaluation runs in C over list slices.
-
-    Non-matching events store the function's neutral element: 0 for count and sum (``sum`` of a
-    slice), +inf/-inf for min/max, None for the others (mean, distinct, last skip None).
-    """
-    function = spec.function
-    if function == "count":
-        return lambda row: 1 if matches(row) else 0
-    assert position is not None
-    neutral: Any = {"sum": 0 if spec.integer else 0.0, "min": _POS_INF, "max": _NEG_INF}.get(function)
-
-    def contribution(row: Sequence[Any]) -> Any:
-        if not matches(row):
-            return neutral
-        value = row[position]
-        return neutral if is_missing(value) else value
-
-    return contribution
-
-
-def _extreme(pick: Callable[..., Any], neutral: float) -> Callable[[list[Any]], Any]:
-    def extreme(seq: list[Any]) -> Any:
-        best = pick(seq, default=neutral)
-        if best == neutral:  # all neutral, or a genuine infinity: decide on the real values only
-            real = [v for v in seq if v is not neutral]
-            return pick(real) if real else None
-        return best
-    return extreme
-
-
-# Windows of one spec are nested (ascending lengths, same right edge), so sums, counts, distinct sets and "last"
-# grow outward: each event of the largest window is visited once instead of once per window. Float sums then add
-# partial sums (rounding differs from a left-to-right sum in the last bits: within the oracle's 1e-9 tolerance).
-WindowEvaluator = Callable[[list[Any], list[int], int], list[Any]]
-
-
-def _nested_sum(column: list[Any], lows: list[int], hi: int) -> list[Any]:
-    out, total, edge = [], 0, hi
-    for lo in lows:
-        total += sum(column[lo:edge])
-        edge = lo
-        out.append(total)
-    return out
-
-
-def _nested_float_sum(column: list[Any], lows: list[int], hi: int) -> list[Any]:
-    return [float(v) for v in _nested_sum(column, lows, hi)]
-
-
-def _nested_mean(column: list[Any], lows: list[int], hi: int) -> list[Any]:
-    out, total, n, edge = [], 0.0, 0, hi
-    for lo in lows:
-        values = [v for v in column[lo:edge] if v is not None]
-        total += sum(values)
-        n += len(values)
-        edge = lo
-        out.append(total / n if n else None)
-    return out
-
-
-def _nested_distinct(column: list[Any], lows: list[int], hi: int) -> list[Any]:
-    out, seen, edge = [], set(), hi
-    for lo in lows:
-        seen.update(column[lo:edge])
-        edge = lo
-        out.append(len(seen) - (None in seen))
-    return out
-
-
-def _nested_last(column: list[Any], lows: list[int], hi: int) -> list[Any]:
-    i, floor = hi - 1, lows[-1]
-    while i >= floor and column[i] is None:
-        i -= 1
-    return [column[i] if i >= lo else None for lo in lows]
-
-
-def _window_evaluator(spec: Spec) -> WindowEvaluator:
-    """Values of ``spec`` for all its windows (``lows``: the windows' first positions, smallest window first)."""
-    if spec.function == "count" or (spec.function == "sum" and spec.integer):
-        return _nested_sum
-    nested = {"sum": _nested_float_sum, "mean": _nested_mean, "count_distinct": _nested_distinct,
-              "last": _nested_last}.get(spec.function)
-    if nested is not None:
-        return nested
-    # min, max: few features; one slice per window keeps the neutral-element logic of ``_extreme`` in one place
-    aggregate = {"min": _extreme(min, _POS_INF), "max": _extreme(max, _NEG_INF)}[spec.function]
-    return lambda column, lows, hi: [aggregate(column[lo:hi]) for lo in lows]
+def _tuple_getter(make: Callable[..., Callable[[Any], Any]], keys: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """``operator.attrgetter``/``itemgetter`` over ``keys`` that always returns a tuple (also for 0 or 1 key)."""
+    if not keys:
+        return lambda record: ()
+    getter = make(*keys)
+    return (lambda record: (getter(record),)) if len(keys) == 1 else getter
 
 
 class GroupPlan:
@@ -242,10 +144,9 @@ class GroupPlan:
         # a "full row" is the event's values followed by its first-seen flags
         positions = {c: i for i, c in enumerate((*self.columns, *flag_names))}
         self._flag_keys = [tuple(positions[k] for k in f.key_columns) for f in self.flags]
-        getter = operator.attrgetter(*self.columns) if self.columns else None
-        self._from_object: Callable[[Any], tuple[Any, ...]] = (
-            (lambda record: ()) if getter is None else
-            (lambda record: (getter(record),)) if len(self.columns) == 1 else getter)  # type: ignore[assignment]
+        # the values of an object with the source's attributes (a validated pydantic event), in ``columns`` order
+        self.values_of = _tuple_getter(operator.attrgetter, self.columns)
+        self._pickers: dict[tuple[str, ...], Callable[[Sequence[Any]], tuple[Any, ...]]] = {}
 
         columns = group.source.all_columns
         specs = []
@@ -258,15 +159,17 @@ class GroupPlan:
                 integer=agg.column is not None and columns.get(agg.column) == "int64",
             ))
         self.specs: tuple[Spec, ...] = tuple(specs)
-        self._contributions = [
-            _contribution(spec, positions.get(spec.column) if spec.column else None, compile_all(spec.where, positions))
-            for spec in self.specs]
-        self._evaluators = [_window_evaluator(spec) for spec in self.specs]
+        compiled = compile_group(self.specs, self.columns, flag_names)
+        self.source = compiled.source  # the generated code, for debugging: print(plan.source)
+        self.n_columns = compiled.n_columns
+        # per contribution column: what this event adds (the neutral element when it does not count)
+        self.contributions: Callable[[Sequence[Any], Sequence[bool | None]], list[Any]] = compiled.contributions
+        self.append_contributions: Callable[[list[list[Any]], Sequence[Any], Sequence[bool | None]], None] = (
+            compiled.append)
+        self._evaluate = compiled.evaluate
         self.feature_names: tuple[str, ...] = tuple(f.name for f in group.features)
         # evaluation order (spec by spec, windows ascending): what ``evaluate_row`` returns
         self.output_names: tuple[str, ...] = tuple(name for spec in self.specs for name in spec.names)
-        self._spec_windows = [spec.windows_us for spec in self.specs]
-        self.window_lengths: tuple[int, ...] = tuple(sorted({w for spec in self.specs for w in spec.windows_us}))
         self.max_window_us = max(s.windows_us[-1] for s in self.specs)
         self.horizon_us = self.max_window_us + self.lateness_us
 
@@ -275,31 +178,54 @@ class GroupPlan:
         """An ``EventRow`` from a mapping or an object with the source's attributes (a pydantic event)."""
         if type(record) is dict or isinstance(record, Mapping):  # the ABC check alone costs ~5 us on a model
             return EventRow(t, event_id, tuple(record.get(c) for c in self.columns))
-        return EventRow(t, event_id, self._from_object(record))
+        return EventRow(t, event_id, self.values_of(record))
 
-    def contributions(self, values: Sequence[Any], flags: Sequence[bool | None]) -> list[Any]:
-        """Per spec: what this event adds (the spec's neutral element when it does not count)."""
-        full = (*values, *flags)
-        return [contribution(full) for contribution in self._contributions]
+    def picker(self, names: tuple[str, ...]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+        """The plan's values out of a sequence of the columns ``names``, e.g. a forwarded row. A column the row
+        does not carry reads as missing (None), as a mapping lookup would: a pack forwarded by a worker of an
+        older version must not stop the stage that reads it."""
+        pick = self._pickers.get(names)
+        if pick is None:
+            index = {name: i for i, name in enumerate(names)}
+            if all(c in index for c in self.columns):
+                pick = _tuple_getter(operator.itemgetter, [index[c] for c in self.columns])
+            else:
+                positions = [index.get(c) for c in self.columns]
+                pick = lambda values: tuple(None if i is None else values[i] for i in positions)  # noqa: E731
+            self._pickers[names] = pick
+        return pick
 
     def flag_combo(self, flag_index: int, values: Sequence[Any]) -> str | None:
         keys = [values[i] for i in self._flag_keys[flag_index]]
-        return None if any(is_missing(k) for k in keys) else combo_key(keys)
+        for k in keys:
+            if type(k) is not str and is_missing(k):  # ids are strings: skip the generic test for them
+                return None
+        return combo_key(keys)
+
+
+def _frag(t: int, event_id: str, values: Sequence[Any], flags: Sequence[bool | None]) -> bytes:
+    """One event's entry of the state payload (format 2)."""
+    return pydantic_core.to_json((t, event_id, values, flags))
 
 
 class EntityState:
     """Events of one entity inside the horizon, sorted by (time, id), plus first-seen indexes."""
 
-    __slots__ = ("contrib", "flags", "ids", "seen", "times", "values", "wm")
+    __slots__ = ("contrib", "encoded", "frags", "ids", "seen", "times", "wm")
 
     def __init__(self, plan: GroupPlan) -> None:
+        # ``encode()``'s result until the next ``apply``: a stored entity touched for one of its groups
+        # re-encodes that group only (the state table writes every group of the entity per batch)
+        self.encoded: bytes | None = None
         self.wm: int | None = None
         self.times: list[int] = []
         self.ids: list[str] = []
-        self.values: list[tuple[Any, ...]] = []
-        self.flags: list[list[bool | None]] = []
-        self.contrib: list[list[Any]] = [[] for _ in plan.specs]  # column per spec, aligned with times
-        self.seen: list[FirstSeenIndex] = [FirstSeenIndex() for _ in plan.flags]
+        # per event its encoded payload entry ``[time, id, [values], [first-seen flags]]``: encoding a state is a
+        # join, and the values and flags need no Python objects of their own (read back only by ``_demote``)
+        self.frags: list[bytes] = []
+        self.contrib: list[list[Any]] = [[] for _ in range(plan.n_columns)]  # contribution columns, aligned with times
+        # a tuple: most groups have no flags, and ``()`` is one shared object the collector never visits
+        self.seen: tuple[FirstSeenIndex, ...] = tuple(FirstSeenIndex() for _ in plan.flags)
 
     @property
     def size(self) -> int:
@@ -311,29 +237,34 @@ class EntityState:
         return not self.times and not any(s.entries for s in self.seen)
 
     # -- serialization (Faust table values) -------------------------------------------------------------
-    def to_payload(self) -> dict[str, Any]:
-        """JSON-ready form; contributions are derived, so they are recomputed on load, not stored."""
-        return {"f": STATE_FORMAT, "wm": self.wm, "t": self.times, "i": self.ids,
-                "v": self.values, "g": self.flags, "s": [s.entries for s in self.seen]}
+    # Format 2: {"f": 2, "wm": .., "e": [[time_us, event_id, [values], [flags]], ...], "s": [first-seen entries]}.
+    # Row-wise, so each event is encoded once (``frags``) and a state touched by one event of a batch is
+    # re-encoded as a join of cached pieces, not a full serialization of everything it holds (format 1,
+    # column-wise, is still read). Contributions are derived: recomputed on load, not stored.
+    def encode(self) -> bytes:
+        if self.encoded is None:
+            self.encoded = b'{"f":%d,"wm":%s,"e":[%s],"s":%s}' % (
+                STATE_FORMAT, pydantic_core.to_json(self.wm), b",".join(self.frags),
+                pydantic_core.to_json([s.entries for s in self.seen]))
+        return self.encoded
 
     @classmethod
     def from_payload(cls, plan: GroupPlan, payload: Mapping[str, Any]) -> EntityState:
-        if payload.get("f") != STATE_FORMAT:
-            raise ValueError(f"state format {payload.get('f')!r} is not {STATE_FORMAT}")
         state = cls(plan)
+        if payload.get("f") == STATE_FORMAT:
+            events = payload["e"]
+        elif payload.get("f") == 1:
+            events = zip(payload["t"], payload["i"], payload["v"], payload["g"], strict=True)
+        else:
+            raise ValueError(f"state format {payload.get('f')!r} is not {STATE_FORMAT} (or 1)")
         state.wm = payload["wm"]
-        state.times = list(payload["t"])
-        state.ids = list(payload["i"])
-        state.values = [tuple(v) for v in payload["v"]]
-        state.flags = [list(f) for f in payload["g"]]
-        state.seen = [FirstSeenIndex(entries) for entries in payload["s"]]
-        for values, flags in zip(state.values, state.flags, strict=True):
-            for column, value in zip(state.contrib, plan.contributions(values, flags), strict=True):
-                column.append(value)
+        state.seen = tuple(FirstSeenIndex(entries) for entries in payload["s"])
+        for t, event_id, values, flags in events:
+            state.times.append(t)
+            state.ids.append(event_id)
+            state.frags.append(_frag(t, event_id, values, flags))
+            plan.append_contributions(state.contrib, values, flags)
         return state
-
-    def encode(self) -> bytes:
-        return pydantic_core.to_json(self.to_payload())
 
     @classmethod
     def decode(cls, plan: GroupPlan, data: bytes | str) -> EntityState:
@@ -352,11 +283,31 @@ class EntityState:
         held = pos < len(times) and times[pos] == t and ids[pos] == event_id
         return pos, held, at_t
 
-    def _insert(self, plan: GroupPlan, pos: int, row: EventRow, flags: list[bool | None]) -> None:
-        self.times.insert(pos, row.t)
-        self.ids.insert(pos, row.event_id)
-        self.values.insert(pos, row.values)
-        self.flags.insert(pos, flags)
+    def _observe_flags(self, plan: GroupPlan, row: EventRow) -> tuple[bool | None, ...]:
+        """The event's first-seen flags (recorded in the indexes; later events it demotes are fixed)."""
+        flags: list[bool | None] = []
+        for i, (flag, index) in enumerate(zip(plan.flags, self.seen, strict=True)):
+            combo = plan.flag_combo(i, row.values)
+            if combo is None:
+                flags.append(None)
+                continue
+            first, demoted = index.observe(combo, row.t, row.event_id, flag.lookback_us)
+            flags.append(first)
+            if demoted:
+                self._demote(plan, i, demoted)
+        return tuple(flags)
+
+    def _insert(self, plan: GroupPlan, pos: int, row: EventRow, flags: tuple[bool | None, ...]) -> None:
+        t, event_id, values = row
+        if pos == len(self.times):  # in order: the common case
+            self.times.append(t)
+            self.ids.append(event_id)
+            self.frags.append(_frag(t, event_id, values, flags))
+            plan.append_contributions(self.contrib, values, flags)
+            return
+        self.times.insert(pos, t)
+        self.ids.insert(pos, event_id)
+        self.frags.insert(pos, _frag(t, event_id, values, flags))
         for column, value in zip(self.contrib, plan.contributions(row.values, flags), strict=True):
             column.insert(pos, value)
 
@@ -364,10 +315,13 @@ class EntityState:
         """A late event made these later events not-first-seen: fix their flag and contributions."""
         wanted = set(event_ids)
         for pos, event_id in enumerate(self.ids):
-            if event_id in wanted and self.flags[pos][flag_index] is not False:
-                self.flags[pos][flag_index] = False
-                for column, value in zip(self.contrib, plan.contributions(self.values[pos], self.flags[pos]),
-                                         strict=True):
+            if event_id not in wanted:
+                continue
+            t, _, values, flags = pydantic_core.from_json(self.frags[pos])
+            if flags[flag_index] is not False:
+                flags[flag_index] = False
+                self.frags[pos] = _frag(t, event_id, values, flags)
+                for column, value in zip(self.contrib, plan.contributions(values, flags), strict=True):
                     column[pos] = value
 
     def expire(self, plan: GroupPlan, keep_from: int | None = None) -> None:
@@ -380,9 +334,10 @@ class EntityState:
             return
         cutoff = self.wm - plan.lateness_us
         oldest_evaluation = cutoff if keep_from is None else min(cutoff, keep_from)
-        n = bisect.bisect_right(self.times, oldest_evaluation - plan.max_window_us)
-        if n:
-            for column in (self.times, self.ids, self.values, self.flags, *self.contrib):
+        times = self.times
+        if times and times[0] <= oldest_evaluation - plan.max_window_us:
+            n = bisect.bisect_right(times, oldest_evaluation - plan.max_window_us)
+            for column in (times, self.ids, self.frags, *self.contrib):
                 del column[:n]
         for index, flag in zip(self.seen, plan.flags, strict=True):
             index.settle(cutoff, flag.lookback_us)
@@ -390,61 +345,51 @@ class EntityState:
 
 def apply(plan: GroupPlan, state: EntityState, rows: Sequence[EventRow]) -> ApplyResult:
     """Apply one entity's new events (in arrival order); return the points to emit and the late events."""
+    state.encoded = None
     late: list[EventRow] = []
     points: dict[int, bool] = {}
     fresh_times: set[int] = set()  # times first held in this batch: never emitted before
     duplicates = 0
     earliest_out_of_order: int | None = None
+    times = state.times
     for row in rows:
-        pos, held, at_t = state.position(row.t, row.event_id)
-        if held:
-            duplicates += 1
-            points[row.t] = row.t not in fresh_times  # re-emit: its first output may have been lost in a crash
-            continue
+        t = row.t
+        if times and t <= times[-1]:  # not after the newest held event: a re-delivery or out of order
+            pos, held, at_t = state.position(t, row.event_id)
+            if held:
+                duplicates += 1
+                points[t] = t not in fresh_times  # re-emit: its first output may have been lost in a crash
+                continue
+        else:  # in order: the common case
+            pos, at_t = len(times), False
         wm = state.wm
-        if wm is not None and row.t < wm - plan.lateness_us:
+        if wm is not None and t < wm - plan.lateness_us:
             late.append(row)
             continue
-        flags: list[bool | None] = []
-        for i, (flag, index) in enumerate(zip(plan.flags, state.seen, strict=True)):
-            combo = plan.flag_combo(i, row.values)
-            if combo is None:
-                flags.append(None)
-                continue
-            first, demoted = index.observe(combo, row.t, row.event_id, flag.lookback_us)
-            flags.append(first)
-            if demoted:
-                state._demote(plan, i, demoted)
-        state._insert(plan, pos, row, flags)
+        state._insert(plan, pos, row, state._observe_flags(plan, row) if plan.flags else ())
         if not at_t:
-            fresh_times.add(row.t)
-        if wm is not None and row.t <= wm:
-            earliest_out_of_order = row.t if earliest_out_of_order is None else min(earliest_out_of_order, row.t)
-        if wm is None or row.t > wm:
-            state.wm = row.t
-        points[row.t] = points.get(row.t, False) or row.t not in fresh_times
+            fresh_times.add(t)
+        if wm is None or t > wm:
+            state.wm = t
+        else:
+            earliest_out_of_order = t if earliest_out_of_order is None else min(earliest_out_of_order, t)
+        points[t] = points.get(t, False) or t not in fresh_times
     if earliest_out_of_order is not None:
         # Every point already emitted at or after the out-of-order event now has different values.
-        lo = bisect.bisect_left(state.times, earliest_out_of_order)
-        for t in state.times[lo:]:
+        lo = bisect.bisect_left(times, earliest_out_of_order)
+        for t in times[lo:]:
             if t not in fresh_times:
                 points[t] = True
-    ordered = sorted(points)
+    ordered = sorted(points) if len(points) > 1 else list(points)
     state.expire(plan, keep_from=ordered[0] if ordered else None)
     return ApplyResult([Point(t, points[t]) for t in ordered], late, duplicates)
 
 
 def evaluate_row(plan: GroupPlan, state: EntityState, t: int) -> list[Any]:
     """Every feature of the group as of ``t`` (window ``t - W < event_time <= t``), in ``plan.output_names``
-    order: the compute worker's hot path, so no per-point dict (the update message names features once)."""
-    times = state.times
-    hi = bisect.bisect_right(times, t)
-    right = bisect.bisect_right
-    lows = {window: right(times, t - window, 0, hi) for window in plan.window_lengths}
-    out: list[Any] = []
-    for column, evaluator, windows in zip(state.contrib, plan._evaluators, plan._spec_windows, strict=True):
-        out += evaluator(column, [lows[w] for w in windows], hi)
-    return out
+    order: the compute worker's hot path (generated code, ``streaming.compiled_plan``), so no per-point dict
+    (the update message names features once)."""
+    return plan._evaluate(state.times, state.contrib, t)
 
 
 def evaluate(plan: GroupPlan, state: EntityState, t: int) -> dict[str, Any]:

@@ -1,0 +1,122 @@
+"""The generated per-group code and the row-wise state encoding (the oracle tests in test_window_state.py check values;
+these check what they cannot see: shared columns, cached encodings, format 1 states, the generated source)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pydantic_core
+import pytest
+
+from events.contracts import Transaction
+from features.definitions import ACCOUNT, Aggregation, Filter, Source, WindowedFeatureGroup
+from streaming.state_table import StateTable
+from streaming.window_state import EntityState, GroupPlan, apply, evaluate, to_us
+
+S = timedelta(seconds=1)
+START = datetime(2024, 1, 1)
+SOURCE = Source.from_event(Transaction, name="transactions").with_first_seen(
+    "is_new_device", ("account_id", "device_id"), 20 * S)
+P2P = Filter("txn_type", "==", "p2p_transfer")
+
+
+def _group(name: str, *aggregations: Aggregation) -> WindowedFeatureGroup:
+    return WindowedFeatureGroup(name=name, version=1, entity=ACCOUNT, ttl=timedelta(hours=1), description="test",
+                                owner="test", source=SOURCE, aggregations=aggregations)
+
+
+GROUP = _group(
+    "t_plan",
+    Aggregation(name="n", function="count", column=None, windows=(5 * S, 30 * S)),
+    Aggregation(name="p2p_sum", function="sum", column="amount", windows=(5 * S, 30 * S), where=(P2P,)),
+    Aggregation(name="p2p_mean", function="mean", column="amount", windows=(30 * S,), where=(P2P,)),
+    Aggregation(name="devices", function="count_distinct", column="device_id", windows=(30 * S,)),
+    Aggregation(name="new_dev", function="count", column=None, windows=(30 * S,),
+                where=(Filter("is_new_device", "==", True),)),
+)
+
+
+def _rows(plan: GroupPlan, n: int, step: timedelta = 2 * S) -> list:
+    return [plan.row(to_us(START + i * step), f"e{i:03d}", {
+        "account_id": "a1", "device_id": f"d{i % 3}", "txn_type": "p2p_transfer" if i % 2 else "card_payment",
+        "amount": 1.5 * i}) for i in range(n)]
+
+
+def test_specs_reading_the_same_values_share_a_column_and_unfiltered_counts_read_none() -> None:
+    plan = GroupPlan(GROUP, allowed_lateness=timedelta(minutes=1))
+    # p2p sum and mean share the value column; the mean adds its 0/1 count column; distinct and new_dev one each;
+    # the unfiltered count is hi - lo, so it has no column
+    assert plan.n_columns == 4
+    assert "def evaluate(" in plan.source and all(f"f_{name}" in plan.source for name in plan.output_names)
+    count_only = GroupPlan(_group("t_count", Aggregation(name="n", function="count", column=None, windows=(5 * S,))),
+                           allowed_lateness=timedelta(0))
+    assert count_only.n_columns == 0
+    state = EntityState(count_only)
+    apply(count_only, state, _rows(count_only, 4))
+    assert evaluate(count_only, state, state.times[-1]) == {"n_5s": 3}  # events at 2, 4, 6 s inside (1 s, 6 s]
+
+
+def test_out_of_order_insert_equals_in_order_append() -> None:
+    plan = GroupPlan(GROUP, allowed_lateness=timedelta(minutes=1))
+    rows = _rows(plan, 12)
+    in_order, shuffled = EntityState(plan), EntityState(plan)
+    apply(plan, in_order, rows)
+    apply(plan, shuffled, rows[::2])
+    apply(plan, shuffled, rows[1::2])
+    assert shuffled.contrib == in_order.contrib
+    assert shuffled.frags == in_order.frags  # the encoded events (first-seen indexes settle on their own schedule)
+
+
+def test_encoding_is_cached_until_the_next_apply() -> None:
+    plan = GroupPlan(GROUP, allowed_lateness=timedelta(minutes=1))
+    rows = _rows(plan, 6)
+    state = EntityState(plan)
+    apply(plan, state, rows[:3])
+    first = state.encode()
+    assert state.encode() is first
+    apply(plan, state, rows[3:])
+    second = state.encode()
+    assert second != first
+    again = EntityState.decode(plan, second)
+    assert again.times == state.times and again.contrib == state.contrib
+    assert evaluate(plan, again, state.times[-1]) == evaluate(plan, state, state.times[-1])
+
+
+def test_a_format_1_state_still_loads() -> None:
+    plan = GroupPlan(GROUP, allowed_lateness=timedelta(minutes=1))
+    state = EntityState(plan)
+    apply(plan, state, _rows(plan, 8))
+    events = [pydantic_core.from_json(f) for f in state.frags]
+    old = {"f": 1, "wm": state.wm, "t": state.times, "i": state.ids, "v": [e[2] for e in events],
+           "g": [e[3] for e in events], "s": [s.entries for s in state.seen]}
+    loaded = EntityState.decode(plan, pydantic_core.to_json(old))
+    assert loaded.encode() == state.encode()
+    assert evaluate(plan, loaded, state.times[-1]) == evaluate(plan, state, state.times[-1])
+    with pytest.raises(ValueError, match="state format 7"):
+        EntityState.decode(plan, b'{"f":7}')
+
+
+def test_state_table_writes_unchanged_groups_from_cache_and_the_value_decodes_whole() -> None:
+    plan = GroupPlan(GROUP, allowed_lateness=timedelta(minutes=1))
+    other = GroupPlan(_group("t_other", Aggregation(name="m", function="count", column=None, windows=(5 * S,))),
+                      allowed_lateness=timedelta(minutes=1))
+    table: dict[bytes, bytes] = {}
+    store = StateTable(table, {plan.name: plan, other.name: other})
+    rows = _rows(plan, 6)
+    states = {plan.name: EntityState(plan), other.name: EntityState(other)}
+    apply(plan, states[plan.name], rows[:3])
+    apply(other, states[other.name], rows[:3])
+    store.store("a1", states)
+    cached = states[other.name].encode()
+    apply(plan, states[plan.name], rows[3:])  # only one group changes
+    store.store("a1", states)
+    assert states[other.name].encode() is cached
+    fresh = StateTable(table, {plan.name: plan, other.name: other}).load("a1")  # decoded from the bytes
+    assert {n: s.encode() for n, s in fresh.items()} == {n: s.encode() for n, s in states.items()}
+
+
+def test_a_forwarded_row_picks_the_groups_columns_and_reads_a_missing_one_as_none() -> None:
+    plan = GroupPlan(GROUP, allowed_lateness=timedelta(0))
+    row = {"amount": 1.0, "device_id": "d1", "extra": "x", "txn_type": "p2p_transfer", "account_id": "a1"}
+    assert plan.picker(tuple(row))(list(row.values())) == tuple(row[c] for c in plan.columns)
+    assert plan.picker(("device_id",))(["d7"]) == tuple("d7" if c == "device_id" else None for c in plan.columns)
