@@ -50,7 +50,7 @@ from events.sinks import validated
 from events.wire import encode
 from riskpipe.settings import Settings
 from riskpipe.stack.net import free_port, wait_port
-from streaming.compute import Consumed, StreamCompute
+from streaming.compute import Consumed, StreamCompute, tune_gc
 from streaming.status import WorkerStatus, read_status
 from streaming.topology import ensure_topics, event_topics, plans, rekey_topic, update_topic
 from streaming.updates import decode_updates
@@ -135,6 +135,7 @@ def bench_compute(settings: Settings, events: list[Event], batch: int = 2000) ->
     producer._rekey = rekey_topic(settings)
     compute = StreamCompute(settings, plans(settings), producer, WorkerStatus("bench"), {}, {})  # type: ignore[arg-type]
     records = [Consumed(e.topic, 0, i, e.account_id.encode(), encode(e)) for i, e in enumerate(events)]
+    tune_gc()  # as the worker does after start-up
     started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(0, len(records), batch):
         compute.process_events(records[i:i + batch])

@@ -28,6 +28,7 @@ of the pack's key, so one entity's messages stay ordered on one partition.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import defaultdict
@@ -283,3 +284,17 @@ def flush_outputs(producer: EventProducer, timeout: float = 60.0) -> None:
     """Block until every output of the batch is acknowledged (before its offsets may be committed)."""
     producer.flush(timeout)
 
+
+
+def tune_gc() -> None:
+    """Make full garbage collections rare in a compute process (call once, after start-up).
+
+    Batches allocate and drop hundreds of thousands of small objects (rows, lists, JSON pieces) while
+    the entity states and the imported modules stay alive: with CPython's default thresholds the
+    collector kept re-scanning those long-lived objects, 20-28% of the compute stages' CPU. Freezing
+    what exists after start-up takes it out of every scan, and the larger young-generation threshold
+    makes collections rarer; reference counting frees the batches' garbage anyway (no cycles).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)

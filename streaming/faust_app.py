@@ -42,7 +42,7 @@ import faust
 
 from events.producer import EventProducer
 from riskpipe.settings import Settings
-from streaming.compute import Consumed, StreamCompute, flush_outputs
+from streaming.compute import Consumed, StreamCompute, flush_outputs, tune_gc
 from streaming.event_source import EventSource
 from streaming.state_table import CHANGELOG_MARKER, StateTable
 from streaming.status import WorkerStatus
@@ -239,6 +239,7 @@ def run_worker(settings: Settings) -> None:
     status = WorkerStatus(WORKER_NAME)
     status.write(settings, force=True)
     app = build_app(settings, group_plans, status)
+    tune_gc()
     worker = Worker(app, loglevel="INFO", quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
