@@ -488,9 +488,9 @@ def bench_faust_noop(stack: _Stack, prefix: str, expected: int) -> dict[str, Any
     done = subprocess.run([sys.executable, "-m", "benchmarks.faust_noop", stack.settings.bootstrap_servers,
                            str(expected), *topics], env=env, capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parent.parent)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    lines = [line[line.index("{"):] for line in done.stdout.splitlines() if "{" in line]  # after terminal codes
     if not lines:
-        raise RuntimeError(f"faust_noop printed no result: {done.stderr[-2000:]}")
+        return {"error": f"faust_noop printed no result (exit {done.returncode}): {done.stderr[-2000:]}"}
     return json.loads(lines[-1])
 
 
