@@ -15,11 +15,13 @@ co-partitioned: same count, same murmur2 keys), and only once Faust finished rec
 Offsets are committed under their own group (``events_group_id``) with manual assignment, after a
 batch's outputs and changelog records are acknowledged: at-least-once, like before.
 
-Time alignment: records are released in producer-timestamp order across partitions, never past
-a partition that may still hold earlier records on the broker (Kafka Streams' rule). A replay (the
-stack's warm-up, a backfill through Kafka) produces days of history in minutes: drained partition
-by partition, the stage-2 entities (a device used by accounts on several partitions) saw event
-times jump back by hours and dead-lettered a third of the warm-up as late.
+Time alignment: records are released in timestamp order across partitions (producers stamp events
+with their event time), never more than ``slack`` ahead of a partition that may still hold unread
+records on the broker. A replay (the stack's warm-up, a backfill through Kafka) produces days of
+history in minutes: drained partition by partition, the stage-2 entities (a device used by accounts
+on several partitions) saw event times jump back by hours and dead-lettered a third of the warm-up
+as late. The slack (half the allowed lateness) keeps that skew inside the lateness while live
+traffic, where every partition is within seconds of the others, is never held back.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ class AlignedBuffer:
     newest key is the frontier is always released whole (progress is guaranteed).
     """
 
-    def __init__(self, max_idle_s: float) -> None:
+    def __init__(self, max_idle_s: float, slack_ms: int = 0) -> None:
         self.max_idle_s = max_idle_s
+        self.slack_ms = slack_ms
         self._queues: dict[PartitionKey, deque[tuple[int, int, Any]]] = {}
         self._high: dict[PartitionKey, int] = {}  # running max timestamp per partition
         self._blocked_since: dict[PartitionKey, float] = {}
@@ -83,18 +86,20 @@ class AlignedBuffer:
             self._blocked_since.pop(tp, None)
 
     def release(self, limit: int, more_on_broker: Callable[[PartitionKey], bool], now: float) -> list[Any]:
-        """Up to ``limit`` records in timestamp order, none later than what an unread partition may hold.
+        """Up to ``limit`` records in timestamp order, none more than ``slack_ms`` later than the newest
+        timestamp of a partition that still has unread records.
 
         ``more_on_broker(tp)``: whether the broker has records of ``tp`` not consumed yet. A partition
-        with nothing buffered but more on the broker holds everything back, for ``max_idle_s`` at most
-        (then it is passed over: a slow fetch must not stall the others indefinitely).
+        with unread records whose timestamps are unknown (none read yet) holds everything back, for
+        ``max_idle_s`` at most (then it is passed over: a slow fetch must not stall the others).
         """
         frontier = float("inf")
-        for tp, queue in self._queues.items():
+        for tp in self._queues:
             if not more_on_broker(tp):
                 continue
-            if queue:
-                frontier = min(frontier, queue[-1][0])
+            high = self._high.get(tp)
+            if high is not None:
+                frontier = min(frontier, high + self.slack_ms)
                 continue
             since = self._blocked_since.setdefault(tp, now)
             if now - since < self.max_idle_s:
@@ -137,7 +142,7 @@ class EventSource:
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": settings.stream_fetch_wait_ms,  # Tansu holds a fetch this long: the hop's latency
         })
-        self.buffer = AlignedBuffer(settings.stream_align_idle_s)
+        self.buffer = AlignedBuffer(settings.stream_align_idle_s, int(settings.stream_allowed_lateness_s * 500))
         self.partitions: frozenset[int] | None = None  # what is assigned now (None: nothing)
         self._wanted: frozenset[int] | None = None
         self.generation = 0  # bumped on every change of what is wanted: a batch consumed across it is stale

@@ -198,15 +198,18 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
     async def account_features() -> None:
         """Stage 1: a batch of events at a time, from the partitions whose account states this worker holds."""
         loop = asyncio.get_running_loop()
+        busy = False  # the last round released a full batch: more is probably there, so do not wait for it
         while not app.should_stop:
             if not events.sync():
                 await asyncio.sleep(0.05)
                 continue
             generation = events.generation
-            await loop.run_in_executor(None, events.poll, settings.stream_batch_size, settings.stream_batch_window_s)
+            wait_s = 0.0 if busy else settings.stream_batch_window_s
+            await loop.run_in_executor(None, events.poll, settings.stream_batch_size, wait_s)
             if generation != events.generation:
                 continue  # a rebalance began meanwhile: what was read is re-read by the partitions' next owner
             batch = events.take(settings.stream_batch_size, time.monotonic())
+            busy = len(batch) >= settings.stream_batch_size
             if batch:
                 run_batch(compute.process_events, batch, accounts, compute.accounts)
                 try:

@@ -28,8 +28,8 @@ class Rec:
         return (1, self.ts)
 
 
-def buffer(*partitions: tuple[str, int], idle: float = 1.0) -> AlignedBuffer:
-    buf = AlignedBuffer(max_idle_s=idle)
+def buffer(*partitions: tuple[str, int], idle: float = 1.0, slack: int = 0) -> AlignedBuffer:
+    buf = AlignedBuffer(max_idle_s=idle, slack_ms=slack)
     buf.reset(partitions)
     return buf
 
@@ -98,3 +98,14 @@ def test_records_of_partitions_no_longer_assigned_are_dropped_and_reset_forgets(
     buf.reset([B])
     assert len(buf) == 0
     assert buf.release(10, lambda tp: False, now=0.0) == []
+
+
+def test_slack_lets_live_partitions_run_ahead_a_little_but_not_a_replay() -> None:
+    # live: B's newest is 40 and B has unread records; within the slack of 20 everything up to 60 goes
+    buf = buffer(A, B, slack=20)
+    buf.add([Rec(A, 0, 10), Rec(A, 1, 55), Rec(A, 2, 90), Rec(B, 0, 40)])
+    assert stamps(buf.release(100, lambda tp: True, now=0.0)) == [(A, 10), (B, 40), (A, 55)]
+    # B's buffer is empty now, but its newest timestamp still bounds the others: A's 90 waits for B
+    assert buf.release(100, lambda tp: True, now=5.0) == []
+    buf.add([Rec(B, 1, 75)])
+    assert stamps(buf.release(100, lambda tp: True, now=5.0)) == [(B, 75), (A, 90)]
