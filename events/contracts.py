@@ -61,6 +61,12 @@ class Event(BaseModel):
         """Kafka key: account id, so one account's events stay ordered on one partition."""
         return self.account_id
 
+    @property
+    def record_timestamp_ms(self) -> int:
+        """Kafka record timestamp: the event time (Kafka Streams' convention), by which the compute worker
+        orders partitions (``streaming.event_source``); 0 means "when produced"."""
+        return int(self.event_time.timestamp() * 1000)
+
 
 class Transaction(Event):
     topic: ClassVar[str] = "events.transactions"
@@ -121,6 +127,12 @@ class FraudLabel(Event):
     label_time: datetime
 
     _label_time_utc = field_validator("label_time")(lambda v: as_utc(v))
+
+    @property
+    def record_timestamp_ms(self) -> int:
+        """When produced: ``event_time`` is the labelled event's, often weeks before the verdict (a record
+        stamped that old would fall out of Kafka's time-based retention at once)."""
+        return 0
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (Transaction, Login, AccountChange)

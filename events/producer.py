@@ -112,13 +112,14 @@ class EventProducer:
         self._producer.poll(0)
 
     def produce(self, event: Event) -> None:
-        """Queue a validated event on its (prefixed) topic, keyed by account id, stamped with its event time.
+        """Queue a validated event on its (prefixed) topic, keyed by account id, stamped with its event time
+        (labels: with the time they are produced; ``Event.record_timestamp_ms``).
 
         The record timestamp is the event time (Kafka Streams' convention): the compute worker releases events
         in timestamp order across partitions (``streaming.event_source``), which for a replay of history -
         days of event time produced within seconds - only works with event times, not produce times."""
         self.produce_raw(self.topic(event.topic), encode(event), event.account_id.encode("utf-8"),
-                         timestamp_ms=int(event.event_time.timestamp() * 1000))
+                         timestamp_ms=event.record_timestamp_ms)
 
     def produce_many(self, events: Iterable[Event]) -> int:
         n = 0

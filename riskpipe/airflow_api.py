@@ -46,6 +46,16 @@ class AirflowClient:
             raise UsageError(f"no Airflow password under {settings.airflow_home}: start the stack with `riskpipe up`")
         return cls(settings.airflow_url, ADMIN_USER, password)
 
+    def _idempotent(self, method: str, path: str, attempts: int = 4, **kwargs: Any) -> httpx.Response:
+        """A call that is safe to repeat, retried on 5xx: the API server answers 500 now and then while its
+        metadata database is busy (sqlite in the local stack, e.g. while the scheduler writes)."""
+        for attempt in range(attempts):
+            response = self.http.request(method, path, **kwargs)
+            if response.status_code < 500 or attempt == attempts - 1:
+                return response
+            time.sleep(2 ** attempt)
+        raise AssertionError("unreachable")  # the loop always returns
+
     def _json(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
             raise AirflowError(f"{response.request.method} {response.request.url.path}: "
@@ -63,18 +73,18 @@ class AirflowClient:
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         """Start a run now (unpausing the DAG first); returns its run id."""
-        self._json(self.http.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}))
+        self._json(self._idempotent("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False}))
         body = self._json(self.http.post(f"/api/v2/dags/{dag_id}/dagRuns",
                                          json={"logical_date": None, "conf": conf or {}}))
         return str(body["dag_run_id"])
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return dict(self._json(self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")))
+        return dict(self._json(self._idempotent("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")))
 
     def runs(self, dag_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """Newest runs first."""
-        body = self._json(self.http.get(f"/api/v2/dags/{dag_id}/dagRuns",
-                                        params={"order_by": "-run_after", "limit": limit}))
+        body = self._json(self._idempotent("GET", f"/api/v2/dags/{dag_id}/dagRuns",
+                                           params={"order_by": "-run_after", "limit": limit}))
         return list(body["dag_runs"])
 
     def wait(self, dag_id: str, run_id: str, timeout_s: float = 600.0, poll_s: float = 3.0,
@@ -92,7 +102,7 @@ class AirflowClient:
             time.sleep(poll_s)
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        body = self._json(self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"))
+        body = self._json(self._idempotent("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"))
         return {ti["task_id"]: ti["state"] for ti in body["task_instances"]}
 
     def close(self) -> None:
