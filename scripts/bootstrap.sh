@@ -24,8 +24,9 @@ fi
 STAMP=.venv/.riskpipe-installed
 if [ ! -f "$STAMP" ] || [ requirements.txt -nt "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   echo "bootstrap: installing the pinned lock (requirements.txt)"
-  VIRTUAL_ENV=.venv $UV pip install --quiet -r requirements.txt
-  VIRTUAL_ENV=.venv $UV pip install --quiet --no-deps -e .
+  # --python, not VIRTUAL_ENV: `python -m uv` (uv not on PATH) installs into its parent interpreter otherwise
+  $UV pip install --quiet --python .venv/bin/python -r requirements.txt
+  $UV pip install --quiet --python .venv/bin/python --no-deps -e .
   touch "$STAMP"
 fi
 
