@@ -52,7 +52,7 @@ from riskpipe.settings import Settings
 from riskpipe.stack.net import free_port, wait_port
 from streaming.compute import Consumed, StreamCompute, tune_gc
 from streaming.status import WorkerStatus, read_status
-from streaming.topology import ensure_topics, event_topics, plans, rekey_topic, update_topic
+from streaming.topology import ensure_topics, event_topics, group_names, plans, rekey_topic, update_topic
 from streaming.updates import decode_updates
 from streaming.window_state import EntityState, apply, evaluate_row, to_us
 
@@ -107,7 +107,8 @@ def bench_engine(settings: Settings, events: list[Event], batch: int = 2000) -> 
         total += seconds
         cpu_total += time.process_time() - cpu_started
         per_group[plan.name] = {"events": n, "seconds": round(seconds, 3), "events_per_s": round(n / seconds),
-                                "points": points, "features": len(plan.feature_names)}
+                                "points": points, "groups": list(plan.group_names),
+                                "features": len(plan.output_names)}
     return {"source_events": len(events), "seconds": round(total, 3),
             "source_events_per_s_all_groups": round(len(events) / total),
             "source_events_per_cpu_s_all_groups": round(len(events) / cpu_total), "groups": per_group}
@@ -206,7 +207,7 @@ class _Collector(threading.Thread):
                                   "group.id": f"{settings.stream_app_id}-collector", "auto.offset.reset": "earliest",
                                   "enable.auto.commit": False, "session.timeout.ms": 6000,
                                   "heartbeat.interval.ms": 1500, "fetch.wait.max.ms": 50})
-        self.consumer.subscribe([update_topic(settings, name) for name in groups or [p.name for p in plans(settings)]])
+        self.consumer.subscribe([update_topic(settings, name) for name in groups or group_names(plans(settings))])
         self.samples: list[tuple[float, int]] = []
         self.messages = 0
         self.last_receive = 0.0
@@ -280,7 +281,7 @@ def bench_worker(stack: _Stack, events: list[Event], workers: int = 1) -> dict[s
     writes its own status file (their counters are summed)."""
     tag = "backlog" if workers == 1 else f"backlog{workers}"
     settings = stack.settings.model_copy(update={"stream_app_id": f"bench-{tag}", "topic_prefix": f"{tag}."})
-    ensure_topics(settings, event_topics(settings) + [update_topic(settings, p.name) for p in plans(settings)])
+    ensure_topics(settings, event_topics(settings) + [update_topic(settings, g) for g in group_names(plans(settings))])
     t0 = time.time()
     _produce(settings, events, len(events))
     produce_s = time.time() - t0
@@ -339,7 +340,7 @@ class _FreshnessWatcher(threading.Thread):
         from features.online.redis_store import RedisOnlineStore
 
         self.online = RedisOnlineStore.from_settings(settings)
-        self.plans = {p.name: p for p in plans(settings) if p.name in groups}
+        self.groups = [g for p in plans(settings) for g in p.groups if g.name in groups]
         self.poll_s = poll_s
         self.pending: list[tuple[str, str, int]] = []  # (group, redis key, event time us)
         self.lock = threading.Lock()
@@ -349,11 +350,11 @@ class _FreshnessWatcher(threading.Thread):
         self.started_at = time.time()
 
     def sample(self, event: Event) -> None:
-        for plan in self.plans.values():
-            key = getattr(event, plan.join_key, None) if event.topic == plan.source_topic else None
+        for group in self.groups:
+            key = getattr(event, group.entity.join_key, None) if event.topic == group.source.topic else None
             if key is not None:
                 with self.lock:
-                    self.pending.append((plan.name, self.online.key(plan.group, key), to_us(event.event_time)))
+                    self.pending.append((group.name, self.online.key(group, key), to_us(event.event_time)))
 
     def run(self) -> None:
         from features.online.lua import TS_FIELD
@@ -397,7 +398,7 @@ def bench_freshness(stack: _Stack, events: list[Event], rate: float, seconds: fl
     name = f"fresh{int(rate)}"
     settings = stack.settings.model_copy(update={"stream_app_id": name, "topic_prefix": f"{name}.",
                                                  "ingest_group_id": f"{name}-ingest", "online_key_prefix": name})
-    ensure_topics(settings, event_topics(settings) + [update_topic(settings, p.name) for p in plans(settings)])
+    ensure_topics(settings, event_topics(settings) + [update_topic(settings, g) for g in group_names(plans(settings))])
     groups = ["account_txn_velocity", "payment_method_sharing"]  # one per compute stage (direct, re-keyed)
     watcher = _FreshnessWatcher(settings, groups)
     compute, ingest = stack.worker(settings, "compute"), stack.worker(settings, "ingest")
@@ -512,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     events = simulated_events(args.events, args.accounts)
     print(f"{len(events)} simulated events, {args.accounts} accounts", flush=True)
     result: dict[str, Any] = {"benchmark": "stream", "machine": machine_info(),
-                              "params": vars(args), "groups": [p.name for p in plans(settings)]}
+                              "params": vars(args), "groups": group_names(plans(settings))}
     result["engine"] = bench_engine(settings, events)
     print("engine:", json.dumps({k: v for k, v in result["engine"].items() if k != "groups"}), flush=True)
     result["compute_in_process"] = bench_compute(settings, events)

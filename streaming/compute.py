@@ -112,8 +112,8 @@ class StreamCompute:
         self.status = status
         self.gate = EventGate(DeadLetterPublisher(producer), prefixed_topics(settings.topic_prefix))
         self.rekey_topic = rekey_topic(settings)
-        self._out_topic = {p.name: update_topic(settings, p.name) for p in plans}
-        self._plans = {p.name: p for p in plans}
+        self._outputs = {out.name: out for p in plans for out in p.outputs}
+        self._out_topic = {name: update_topic(settings, name) for name in self._outputs}
         account = [p for p in plans if p.join_key == "account_id"]
         other = [p for p in plans if p.join_key != "account_id"]
         self.accounts = StateTable(account_table, {p.name: p for p in account})
@@ -239,26 +239,29 @@ class StreamCompute:
             counters["late"] += len(result.late)
         if result.duplicates:  # at-least-once re-delivery (after a restart or rebalance): re-emitted, not re-counted
             counters["duplicates"] += result.duplicates
-            log.info("re-delivered events: group=%s entity=%s events=%d", plan.name, key, result.duplicates,
-                     extra={"group": plan.name, "entity_key": key, "events": result.duplicates})
+            log.info("re-delivered events: groups=%s entity=%s events=%d", plan.group_names, key, result.duplicates,
+                     extra={"groups": plan.group_names, "entity_key": key, "events": result.duplicates})
         if not result.points:
             return
-        out = self._out[(plan.name, key_partition(key.encode(), self._partitions))]
+        partition = key_partition(key.encode(), self._partitions)
+        outs = [(self._out[(o.name, partition)], o.start, o.stop) for o in plan.outputs]
         corrections = 0
         for t, correction in result.points:
-            out.append([key, t, correction, evaluate_row(plan, state, t)])
+            values = evaluate_row(plan, state, t)
+            for out, start, stop in outs:
+                out.append([key, t, correction, values[start:stop]])
             corrections += correction
-        counters["updates"] += len(result.points)
-        counters["corrections"] += corrections
+        counters["updates"] += len(result.points) * len(outs)
+        counters["corrections"] += corrections * len(outs)
 
     def _emit(self) -> None:
         """One message per (group, partition) and batch (split at ``MAX_ROWS_PER_MESSAGE`` rows)."""
         now = time.time()
         for (name, _partition), rows in self._out.items():
-            plan = self._plans[name]
+            out = self._outputs[name]
             for pack in pack_rows(rows):
                 self.producer.produce_raw(self._out_topic[name], encode_rows(
-                    name, plan.version, plan.join_key, plan.output_names, pack, now), key=pack[0][0].encode())
+                    name, out.version, out.join_key, out.names, pack, now), key=pack[0][0].encode())
         self._out.clear()
 
     def _dead_letter_late(self, plan: GroupPlan, state: EntityState, p: _Pending, key: str) -> None:
@@ -268,8 +271,9 @@ class StreamCompute:
             return
         self._dead_lettered.add(marker)
         behind_s = ((state.wm or p.t) - p.t) / 1e6
-        rejection = LateRejection(f"group {plan.name}: event_time is {behind_s:.3f}s behind the entity's newest "
-                                  f"event, more than the allowed lateness {plan.lateness_us / 1e6:.0f}s")
+        lateness_s = plan.lateness_us / 1e6
+        rejection = LateRejection(f"groups {', '.join(plan.group_names)}: event_time is {behind_s:.3f}s behind the "
+                                  f"entity's newest event, more than the allowed lateness {lateness_s:.0f}s")
         if p.raw is not None:
             self.gate.dlq.publish(p.topic, p.raw.value(), rejection, key=entity_key,  # type: ignore[arg-type]
                                   partition=p.raw.partition(), offset=p.raw.offset())

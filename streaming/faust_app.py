@@ -46,7 +46,15 @@ from streaming.compute import Consumed, StreamCompute, flush_outputs, tune_gc
 from streaming.event_source import EventSource
 from streaming.state_table import CHANGELOG_MARKER, StateTable
 from streaming.status import WorkerStatus
-from streaming.topology import ensure_topics, event_topics, key_partition, plans, rekey_topic, update_topic
+from streaming.topology import (
+    ensure_topics,
+    event_topics,
+    group_names,
+    key_partition,
+    plans,
+    rekey_topic,
+    update_topic,
+)
 from streaming.window_state import GroupPlan
 
 log = logging.getLogger(__name__)
@@ -238,7 +246,7 @@ def run_worker(settings: Settings) -> None:
     from faust.worker import Worker
 
     group_plans = plans(settings)
-    ensure_topics(settings, [*event_topics(settings), *(update_topic(settings, p.name) for p in group_plans)])
+    ensure_topics(settings, [*event_topics(settings), *(update_topic(settings, g) for g in group_names(group_plans))])
     status = WorkerStatus(WORKER_NAME)
     status.write(settings, force=True)
     app = build_app(settings, group_plans, status)

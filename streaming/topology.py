@@ -39,9 +39,13 @@ def stream_groups(settings: Settings) -> list[WindowedFeatureGroup]:
 
 
 def plans(settings: Settings) -> list[GroupPlan]:
+    """One plan per (entity, source) of the stream groups: groups that share both share one state."""
     lateness = timedelta(seconds=settings.stream_allowed_lateness_s)
+    fused: dict[tuple[str, str], list[WindowedFeatureGroup]] = {}
+    for group in stream_groups(settings):
+        fused.setdefault((group.entity.name, group.source.name), []).append(group)
     try:
-        return [GroupPlan(g, lateness) for g in stream_groups(settings)]
+        return [GroupPlan(groups, lateness) for groups in fused.values()]
     except PlanError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -53,6 +57,11 @@ def physical(settings: Settings, logical: str) -> str:
 
 def event_topics(settings: Settings) -> list[str]:
     return [physical(settings, t) for t in EVENT_TOPICS]
+
+
+def group_names(group_plans: Iterable[GroupPlan]) -> list[str]:
+    """The feature groups the plans compute (each has its ``features.<group>`` topic)."""
+    return [name for plan in group_plans for name in plan.group_names]
 
 
 def update_topic(settings: Settings, group: str) -> str:

@@ -44,7 +44,7 @@ from streaming.first_seen import FirstSeenIndex, combo_key
 
 US_PER_S = 1_000_000
 EPOCH = datetime(1970, 1, 1)
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 
 
 _EPOCH_UTC = EPOCH.replace(tzinfo=UTC)
@@ -102,64 +102,99 @@ def _tuple_getter(make: Callable[..., Callable[[Any], Any]], keys: Sequence[Any]
     return (lambda record: (getter(record),)) if len(keys) == 1 else getter
 
 
-class GroupPlan:
-    """What the engine needs from a ``WindowedFeatureGroup``, compiled once per worker."""
+@dataclass(frozen=True)
+class GroupOutput:
+    """One feature group's share of a plan's evaluation: ``names`` are ``row[start:stop]``."""
 
-    def __init__(self, group: WindowedFeatureGroup, allowed_lateness: timedelta) -> None:
-        if not isinstance(group, WindowedFeatureGroup):
-            raise PlanError(f"feature group {getattr(group, 'name', group)!r} is not a windowed (stream) group")
+    name: str
+    version: int
+    join_key: str
+    names: tuple[str, ...]
+    start: int
+    stop: int
+
+
+class GroupPlan:
+    """What the engine needs from the windowed groups of one (entity, source), compiled once per worker.
+
+    Groups that read the same source for the same entity share one state and one evaluation (a *fused*
+    plan): a transaction updates the account's velocity, diversity and withdrawal groups with one insert,
+    one expiry, one first-seen pass and one set of window bounds, and the state holds each event once.
+    The per-(entity, group) bookkeeping, not the arithmetic, was most of the worker's time. The state is
+    named after the entity and source, so adding or removing a group of that source keeps the events already held.
+    """
+
+    def __init__(self, groups: WindowedFeatureGroup | Sequence[WindowedFeatureGroup],
+                 allowed_lateness: timedelta) -> None:
+        groups = (groups,) if isinstance(groups, WindowedFeatureGroup) else tuple(groups)
+        for group in groups:
+            if not isinstance(group, WindowedFeatureGroup):
+                raise PlanError(f"feature group {getattr(group, 'name', group)!r} is not a windowed (stream) group")
+        if not groups:
+            raise PlanError("a plan needs at least one feature group")
         if allowed_lateness < timedelta(0):
             raise PlanError("allowed lateness must not be negative")
-        self.group = group
-        self.name = group.name
-        self.version = group.version
-        self.join_key = group.entity.join_key
-        self.entity = group.entity.name
-        self.source_topic = group.source.topic
+        first = groups[0]
+        if any((g.entity, g.source) != (first.entity, first.source) for g in groups):
+            raise PlanError(f"groups {[g.name for g in groups]} do not share one entity and source: one plan each")
+        self.groups: tuple[WindowedFeatureGroup, ...] = groups
+        # the state's name in the entity's table value (the entity table holds devices, counterparties, ...)
+        self.name = f"{first.entity.name}.{first.source.name}"
+        self.join_key = first.entity.join_key
+        self.entity = first.entity.name
+        self.source_topic = first.source.topic
         self.lateness_us = allowed_lateness // timedelta(microseconds=1)
 
         flags = []
-        for name in group.used_first_seen():
-            derived = group.source.derived(name)
+        for name in sorted({n for g in groups for n in g.used_first_seen()}):
+            derived = first.source.derived(name)
             assert derived is not None
             if self.join_key not in derived.keys:
                 # The flag would need every event of the key combination, across entities: state this
                 # worker's partition does not hold. Refuse at start-up instead of computing wrong values.
-                raise PlanError(f"feature group {group.name!r}: first-seen flag {name!r} keys {derived.keys} do not "
-                                f"include the entity key {self.join_key!r}, so the stream engine cannot keep it")
+                raise PlanError(f"feature group(s) {[g.name for g in groups]}: first-seen flag {name!r} keys "
+                                f"{derived.keys} do not include the entity key {self.join_key!r}, so the stream "
+                                f"engine cannot keep it")
             flags.append(FlagPlan(name, derived.keys, seconds(derived.lookback) * US_PER_S))
         self.flags: tuple[FlagPlan, ...] = tuple(flags)
-        flag_names = [f.name for f in self.flags]
+        self.flag_names: tuple[str, ...] = tuple(f.name for f in self.flags)
 
         needed: set[str] = set()
-        for agg in group.aggregations:
-            if agg.column is not None and agg.column not in flag_names:
+        aggregations = [agg for g in groups for agg in g.aggregations]
+        for agg in aggregations:
+            if agg.column is not None and agg.column not in self.flag_names:
                 needed.add(agg.column)
-            needed.update(f.field for f in agg.where if f.field not in flag_names)
+            needed.update(f.field for f in agg.where if f.field not in self.flag_names)
         for flag in self.flags:
             needed.update(flag.key_columns)
-        needed.discard(group.source.timestamp_column)
-        needed.discard(group.source.id_column)
+        needed.discard(first.source.timestamp_column)
+        needed.discard(first.source.id_column)
         self.columns: tuple[str, ...] = tuple(sorted(needed))
         # a "full row" is the event's values followed by its first-seen flags
-        positions = {c: i for i, c in enumerate((*self.columns, *flag_names))}
+        positions = {c: i for i, c in enumerate((*self.columns, *self.flag_names))}
         self._flag_keys = [tuple(positions[k] for k in f.key_columns) for f in self.flags]
         # the values of an object with the source's attributes (a validated pydantic event), in ``columns`` order
         self.values_of = _tuple_getter(operator.attrgetter, self.columns)
-        self._pickers: dict[tuple[str, ...], Callable[[Sequence[Any]], tuple[Any, ...]]] = {}
+        self._pickers: dict[tuple[tuple[str, ...], tuple[str, ...]], Callable[[Sequence[Any]], tuple[Any, ...]]] = {}
+        self.state_header = b'{"f":%d,"c":%s,"g":%s' % (STATE_FORMAT, pydantic_core.to_json(self.columns),
+                                                         pydantic_core.to_json(self.flag_names))
 
-        columns = group.source.all_columns
-        specs = []
-        for agg in group.aggregations:
-            windows = sorted(agg.windows)
-            specs.append(Spec(
-                function=agg.function, column=agg.column, where=agg.where,
-                windows_us=tuple(seconds(w) * US_PER_S for w in windows),
-                names=tuple(agg.feature_name(w) for w in windows),
-                integer=agg.column is not None and columns.get(agg.column) == "int64",
-            ))
+        columns = first.source.all_columns
+        specs, outputs = [], []
+        for group in groups:
+            start = sum(len(s.names) for s in specs)
+            for agg in group.aggregations:
+                windows = sorted(agg.windows)
+                specs.append(Spec(
+                    function=agg.function, column=agg.column, where=agg.where,
+                    windows_us=tuple(seconds(w) * US_PER_S for w in windows),
+                    names=tuple(agg.feature_name(w) for w in windows),
+                    integer=agg.column is not None and columns.get(agg.column) == "int64",
+                ))
+            stop = sum(len(s.names) for s in specs)
+            outputs.append((group, start, stop))
         self.specs: tuple[Spec, ...] = tuple(specs)
-        compiled = compile_group(self.specs, self.columns, flag_names)
+        compiled = compile_group(self.specs, self.columns, self.flag_names)
         self.source = compiled.source  # the generated code, for debugging: print(plan.source)
         self.n_columns = compiled.n_columns
         # per contribution column: what this event adds (the neutral element when it does not count)
@@ -167,11 +202,18 @@ class GroupPlan:
         self.append_contributions: Callable[[list[list[Any]], Sequence[Any], Sequence[bool | None]], None] = (
             compiled.append)
         self._evaluate = compiled.evaluate
-        self.feature_names: tuple[str, ...] = tuple(f.name for f in group.features)
-        # evaluation order (spec by spec, windows ascending): what ``evaluate_row`` returns
+        # evaluation order (spec by spec, windows ascending, groups in order): what ``evaluate_row`` returns
         self.output_names: tuple[str, ...] = tuple(name for spec in self.specs for name in spec.names)
+        if len(set(self.output_names)) != len(self.output_names):
+            raise PlanError(f"groups {[g.name for g in groups]} define a feature name twice")
+        self.outputs: tuple[GroupOutput, ...] = tuple(
+            GroupOutput(g.name, g.version, self.join_key, self.output_names[a:b], a, b) for g, a, b in outputs)
         self.max_window_us = max(s.windows_us[-1] for s in self.specs)
         self.horizon_us = self.max_window_us + self.lateness_us
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.groups)
 
     # -- rows ------------------------------------------------------------------------------------------
     def row(self, t: int, event_id: str, record: Mapping[str, Any] | Any) -> EventRow:
@@ -180,19 +222,21 @@ class GroupPlan:
             return EventRow(t, event_id, tuple(record.get(c) for c in self.columns))
         return EventRow(t, event_id, self.values_of(record))
 
-    def picker(self, names: tuple[str, ...]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-        """The plan's values out of a sequence of the columns ``names``, e.g. a forwarded row. A column the row
-        does not carry reads as missing (None), as a mapping lookup would: a pack forwarded by a worker of an
-        older version must not stop the stage that reads it."""
-        pick = self._pickers.get(names)
+    def picker(self, names: tuple[str, ...], wanted: tuple[str, ...] | None = None
+               ) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+        """The values of ``wanted`` (default: the plan's columns) out of a sequence of the columns ``names``, e.g.
+        a forwarded row or a stored state. A column the row does not carry reads as missing (None), as a mapping
+        lookup would: a pack forwarded by a worker of an older version must not stop the stage that reads it."""
+        wanted = self.columns if wanted is None else wanted
+        pick = self._pickers.get((names, wanted))
         if pick is None:
             index = {name: i for i, name in enumerate(names)}
-            if all(c in index for c in self.columns):
-                pick = _tuple_getter(operator.itemgetter, [index[c] for c in self.columns])
+            if all(c in index for c in wanted):
+                pick = _tuple_getter(operator.itemgetter, [index[c] for c in wanted])
             else:
-                positions = [index.get(c) for c in self.columns]
+                positions = [index.get(c) for c in wanted]
                 pick = lambda values: tuple(None if i is None else values[i] for i in positions)  # noqa: E731
-            self._pickers[names] = pick
+            self._pickers[(names, wanted)] = pick
         return pick
 
     def flag_combo(self, flag_index: int, values: Sequence[Any]) -> str | None:
@@ -211,9 +255,10 @@ def _frag(t: int, event_id: str, values: Sequence[Any], flags: Sequence[bool | N
 class EntityState:
     """Events of one entity inside the horizon, sorted by (time, id), plus first-seen indexes."""
 
-    __slots__ = ("contrib", "encoded", "frags", "ids", "seen", "times", "wm")
+    __slots__ = ("contrib", "encoded", "frags", "header", "ids", "seen", "times", "wm")
 
     def __init__(self, plan: GroupPlan) -> None:
+        self.header = plan.state_header
         # ``encode()``'s result until the next ``apply``: a stored entity touched for one of its groups
         # re-encodes that group only (the state table writes every group of the entity per batch)
         self.encoded: bytes | None = None
@@ -237,29 +282,32 @@ class EntityState:
         return not self.times and not any(s.entries for s in self.seen)
 
     # -- serialization (Faust table values) -------------------------------------------------------------
-    # Format 2: {"f": 2, "wm": .., "e": [[time_us, event_id, [values], [flags]], ...], "s": [first-seen entries]}.
-    # Row-wise, so each event is encoded once (``frags``) and a state touched by one event of a batch is
-    # re-encoded as a join of cached pieces, not a full serialization of everything it holds (format 1,
-    # column-wise, is still read). Contributions are derived: recomputed on load, not stored.
+    # Format 3: {"f": 3, "c": [columns], "g": [flags], "wm": .., "e": [[time_us, event_id, [values], [flags]], ...],
+    # "s": [first-seen entries per flag]}. Row-wise, so each event is encoded once (``frags``) and a state touched
+    # by one event of a batch is re-encoded as a join of cached pieces. The column and flag names make a state
+    # readable by a plan of another group set over the same source (a column it never held reads as missing).
+    # Contributions are derived: recomputed on load, not stored.
     def encode(self) -> bytes:
         if self.encoded is None:
-            self.encoded = b'{"f":%d,"wm":%s,"e":[%s],"s":%s}' % (
-                STATE_FORMAT, pydantic_core.to_json(self.wm), b",".join(self.frags),
+            self.encoded = b'%s,"wm":%s,"e":[%s],"s":%s}' % (
+                self.header, pydantic_core.to_json(self.wm), b",".join(self.frags),
                 pydantic_core.to_json([s.entries for s in self.seen]))
         return self.encoded
 
     @classmethod
     def from_payload(cls, plan: GroupPlan, payload: Mapping[str, Any]) -> EntityState:
+        if payload.get("f") != STATE_FORMAT:
+            raise ValueError(f"state format {payload.get('f')!r} is not {STATE_FORMAT}")
         state = cls(plan)
-        if payload.get("f") == STATE_FORMAT:
-            events = payload["e"]
-        elif payload.get("f") == 1:
-            events = zip(payload["t"], payload["i"], payload["v"], payload["g"], strict=True)
-        else:
-            raise ValueError(f"state format {payload.get('f')!r} is not {STATE_FORMAT} (or 1)")
         state.wm = payload["wm"]
-        state.seen = tuple(FirstSeenIndex(entries) for entries in payload["s"])
-        for t, event_id, values, flags in events:
+        columns, flag_names = tuple(payload["c"]), tuple(payload["g"])
+        stored_seen = dict(zip(flag_names, payload["s"], strict=True))
+        state.seen = tuple(FirstSeenIndex(stored_seen.get(name)) for name in plan.flag_names)
+        same = columns == plan.columns and flag_names == plan.flag_names
+        pick_values, pick_flags = plan.picker(columns), plan.picker(flag_names, plan.flag_names)
+        for t, event_id, values, flags in payload["e"]:
+            if not same:  # written by a plan of another group set: keep what this plan reads
+                values, flags = pick_values(values), pick_flags(flags)
             state.times.append(t)
             state.ids.append(event_id)
             state.frags.append(_frag(t, event_id, values, flags))

@@ -1,17 +1,17 @@
-"""The generated per-group code and the row-wise state encoding (the oracle tests in test_window_state.py check values;
-these check what they cannot see: shared columns, cached encodings, format 1 states, the generated source)."""
+"""The generated per-plan code and the row-wise state encoding (the oracle tests in test_window_state.py check
+values; these check what they cannot see: shared columns, cached encodings, states of other group sets, fused
+plans, the generated source)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import pydantic_core
 import pytest
 
-from events.contracts import Transaction
+from events.contracts import Login, Transaction
 from features.definitions import ACCOUNT, Aggregation, Filter, Source, WindowedFeatureGroup
 from streaming.state_table import StateTable
-from streaming.window_state import EntityState, GroupPlan, apply, evaluate, to_us
+from streaming.window_state import EntityState, GroupPlan, PlanError, apply, evaluate, to_us
 
 S = timedelta(seconds=1)
 START = datetime(2024, 1, 1)
@@ -34,6 +34,7 @@ GROUP = _group(
     Aggregation(name="new_dev", function="count", column=None, windows=(30 * S,),
                 where=(Filter("is_new_device", "==", True),)),
 )
+PLAN = GroupPlan(GROUP, allowed_lateness=timedelta(minutes=1))
 
 
 def _rows(plan: GroupPlan, n: int, step: timedelta = 2 * S) -> list:
@@ -82,36 +83,56 @@ def test_encoding_is_cached_until_the_next_apply() -> None:
     assert evaluate(plan, again, state.times[-1]) == evaluate(plan, state, state.times[-1])
 
 
-def test_a_format_1_state_still_loads() -> None:
-    plan = GroupPlan(GROUP, allowed_lateness=timedelta(minutes=1))
-    state = EntityState(plan)
-    apply(plan, state, _rows(plan, 8))
-    events = [pydantic_core.from_json(f) for f in state.frags]
-    old = {"f": 1, "wm": state.wm, "t": state.times, "i": state.ids, "v": [e[2] for e in events],
-           "g": [e[3] for e in events], "s": [s.entries for s in state.seen]}
-    loaded = EntityState.decode(plan, pydantic_core.to_json(old))
-    assert loaded.encode() == state.encode()
-    assert evaluate(plan, loaded, state.times[-1]) == evaluate(plan, state, state.times[-1])
+def test_a_state_of_another_group_set_over_the_source_loads_with_what_this_plan_reads() -> None:
+    """Adding or removing a group of a source keeps the events held: columns and flags are matched by name."""
+    count_only = GroupPlan(_group("t_count", Aggregation(name="m", function="count", column=None, windows=(30 * S,))),
+                           allowed_lateness=timedelta(minutes=1))
+    state = EntityState(count_only)
+    apply(count_only, state, _rows(count_only, 8))
+    loaded = EntityState.decode(PLAN, state.encode())  # PLAN reads amount, device_id, txn_type and a flag
+    assert loaded.times == state.times and loaded.wm == state.wm
+    assert evaluate(PLAN, loaded, state.times[-1])["n_30s"] == 8
+    assert evaluate(PLAN, loaded, state.times[-1])["devices_30s"] == 0  # device_id was not held: missing
+    full = EntityState(PLAN)
+    apply(PLAN, full, _rows(PLAN, 8))
+    back = EntityState.decode(count_only, full.encode())
+    assert back.times == full.times and evaluate(count_only, back, full.times[-1]) == {"m_30s": 8}
     with pytest.raises(ValueError, match="state format 7"):
-        EntityState.decode(plan, b'{"f":7}')
+        EntityState.decode(PLAN, b'{"f":7}')
 
 
-def test_state_table_writes_unchanged_groups_from_cache_and_the_value_decodes_whole() -> None:
-    plan = GroupPlan(GROUP, allowed_lateness=timedelta(minutes=1))
-    other = GroupPlan(_group("t_other", Aggregation(name="m", function="count", column=None, windows=(5 * S,))),
-                      allowed_lateness=timedelta(minutes=1))
+def test_groups_of_one_entity_and_source_share_one_state_and_evaluation() -> None:
+    other = _group("t_other", Aggregation(name="m", function="count", column=None, windows=(5 * S,)))
+    fused = GroupPlan([GROUP, other], allowed_lateness=timedelta(minutes=1))
+    state = EntityState(fused)
+    apply(fused, state, _rows(fused, 6))
+    row = dict(zip(fused.output_names, [*evaluate(fused, state, state.times[-1]).values()], strict=True))
+    assert [(o.name, o.names) for o in fused.outputs] == [("t_plan", PLAN.output_names), ("t_other", ("m_5s",))]
+    alone = EntityState(PLAN)
+    apply(PLAN, alone, _rows(PLAN, 6))
+    assert {n: row[n] for n in PLAN.output_names} == evaluate(PLAN, alone, alone.times[-1])
+    with pytest.raises(PlanError, match="twice"):
+        GroupPlan([GROUP, GROUP], timedelta(0))
+
+
+def test_state_table_writes_unchanged_states_from_cache_and_the_value_decodes_whole() -> None:
+    logins = Source.from_event(Login, name="logins")
+    other = GroupPlan(WindowedFeatureGroup(
+        name="t_other", version=1, entity=ACCOUNT, ttl=timedelta(hours=1), description="test", owner="test",
+        source=logins, aggregations=(Aggregation(name="m", function="count", column=None, windows=(5 * S,)),)),
+        allowed_lateness=timedelta(minutes=1))
     table: dict[bytes, bytes] = {}
-    store = StateTable(table, {plan.name: plan, other.name: other})
-    rows = _rows(plan, 6)
-    states = {plan.name: EntityState(plan), other.name: EntityState(other)}
-    apply(plan, states[plan.name], rows[:3])
-    apply(other, states[other.name], rows[:3])
+    store = StateTable(table, {PLAN.name: PLAN, other.name: other})
+    rows = _rows(PLAN, 6)
+    states = {PLAN.name: EntityState(PLAN), other.name: EntityState(other)}
+    apply(PLAN, states[PLAN.name], rows[:3])
+    apply(other, states[other.name], [r._replace(values=()) for r in rows[:3]])
     store.store("a1", states)
     cached = states[other.name].encode()
-    apply(plan, states[plan.name], rows[3:])  # only one group changes
+    apply(PLAN, states[PLAN.name], rows[3:])  # only one state changes
     store.store("a1", states)
     assert states[other.name].encode() is cached
-    fresh = StateTable(table, {plan.name: plan, other.name: other}).load("a1")  # decoded from the bytes
+    fresh = StateTable(table, {PLAN.name: PLAN, other.name: other}).load("a1")  # decoded from the bytes
     assert {n: s.encode() for n, s in fresh.items()} == {n: s.encode() for n, s in states.items()}
 
 

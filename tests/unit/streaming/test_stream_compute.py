@@ -13,7 +13,7 @@ from events.wire import encode
 from riskpipe.settings import Settings
 from streaming.compute import Consumed, StreamCompute
 from streaming.status import WorkerStatus
-from streaming.topology import plans, rekey_topic
+from streaming.topology import group_names, plans, rekey_topic, stream_groups
 from streaming.updates import FeatureUpdate, decode_updates
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
@@ -147,3 +147,13 @@ def test_stage_two_dead_letters_late_forwarded_events_and_skips_unreadable_packs
     assert dict(dead[2])[HEADER_REASON] == b"late_event" and dead[0] == b"dev"
     assert json.loads(dead[1])["event_id"] == "l1" and json.loads(dead[1])["device_id"] == "dev"
     assert compute.status.counters["rekey_errors"] == 1 and compute.status.counters["late"] == 1
+
+
+def test_groups_of_one_entity_and_source_share_a_plan_with_its_own_state_name(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    fused = plans(settings)
+    assert sorted(group_names(fused)) == sorted(g.name for g in stream_groups(settings))
+    assert len({p.name for p in fused}) == len(fused)  # payment-method and counterparty states never collide
+    by_groups = {p.group_names: p for p in fused}
+    velocity = next(p for names, p in by_groups.items() if "account_txn_velocity" in names)
+    assert {"account_txn_diversity", "account_withdrawals"} <= set(velocity.group_names)
