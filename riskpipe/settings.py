@@ -103,9 +103,14 @@ class Settings(BaseSettings):
                                                         "(default: every windowed group of the catalog).")
     stream_allowed_lateness_s: float = Field(
         300.0, ge=0, description="Events older than an entity's newest event minus this are late: dead-lettered.")
-    stream_batch_size: int = Field(2000, ge=1, description="Events per compute batch (stream.take).")
+    stream_batch_size: int = Field(10_000, ge=1, description="Most events per compute batch (live traffic fills "
+                                    "less within the batch window; a backlog is worked off in full batches).")
     stream_batch_window_s: float = Field(0.1, gt=0, description="Longest wait to fill a compute batch (a floor "
                                                                 "of freshness at low rates).")
+    stream_checkpoint_s: float = Field(1.0, gt=0, description="Longest time between two checkpoints of the "
+                                       "account states (changelog records, then the events' offsets): an entity "
+                                       "touched by several batches in between is written once; a crash re-reads "
+                                       "at most this much.")
     # Tansu answers a fetch only when its max wait is over, even when records arrive earlier: every hop of the
     # stream pipeline waited up to 0.5 s (librdkafka) or 1.5 s (Faust's hard-coded aiokafka setting)
     stream_fetch_wait_ms: int = Field(50, ge=1, description="Max wait of the stream workers' fetch requests.")

@@ -114,9 +114,11 @@ class AlignedBuffer:
         return out
 
 
-def commit_offsets(records: Sequence[TimedRecord]) -> dict[PartitionKey, int]:
-    """Offset to commit per partition (last record + 1); a released batch is a prefix of each partition."""
-    offsets: dict[PartitionKey, int] = {}
+def commit_offsets(records: Sequence[TimedRecord], into: dict[PartitionKey, int] | None = None
+                   ) -> dict[PartitionKey, int]:
+    """Offset to commit per partition (last record + 1), merged into ``into`` when given (the batches since the
+    last checkpoint); a released batch is a prefix of each partition."""
+    offsets: dict[PartitionKey, int] = {} if into is None else into
     for record in records:
         tp = (record.topic() or "", record.partition() or 0)
         offsets[tp] = max(offsets.get(tp, -1), (record.offset() or 0) + 1)
@@ -200,13 +202,12 @@ class EventSource:
     def take(self, limit: int, now: float) -> list[Any]:
         return self.buffer.release(limit, self._more_on_broker, now)
 
-    def commit(self, records: Sequence[TimedRecord]) -> None:
-        """Commit a processed batch (synchronously: the next batch may only start once it is durable)."""
+    def commit(self, offsets: dict[PartitionKey, int]) -> None:
+        """Commit checkpointed offsets (synchronously: processing goes on only once they are durable)."""
         from confluent_kafka import TopicPartition
 
-        offsets = [TopicPartition(t, p, o) for (t, p), o in commit_offsets(records).items()]
         if offsets:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
 
     def close(self) -> None:
         self.consumer.close()

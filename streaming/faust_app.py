@@ -13,17 +13,20 @@ Choices forced by the broker and by correctness (see /work/shared/ENVIRONMENT.md
 * Changelog *markers*: Tansu's ListOffsets(LATEST) answers the last produce batch's base offset
   + 1, so Faust's recovery stops short of the newest changelog records of a multi-record batch.
   The proven workaround, ``producer_max_batch_size=1``, sends every record alone and capped the
-  worker at ~300 events/s. Instead, after each batch's table writes are flushed, one tiny marker
-  record goes to every changelog partition the batch touched: the marker *starts* a new produce
-  batch, so the reported end offset always lies past every record of every batch that could have
+  worker at ~300 events/s. Instead, after each checkpoint's table writes are flushed, one tiny marker
+  record goes to every changelog partition the checkpoint touched: the marker *starts* a new produce
+  batch, so the reported end offset always lies past every record of every checkpoint that could have
   been committed (offsets are committed after the markers are acknowledged). Records after the
-  last marker belong to an uncommitted batch, which is re-processed after a restart anyway.
+  last marker belong to an uncommitted checkpoint, whose events are re-processed after a restart anyway.
+* Checkpoints: stage 1 writes the account states it changed and commits the events' offsets every
+  ``stream_checkpoint_s`` (and when idle), not after every batch; its feature updates leave as they
+  are computed. Stage 2 checkpoints every batch (Faust acknowledges the packs when the agent returns).
 * Changelog records go to the partition of their key's murmur2 hash (what ``use_partitioner=True``
   tells Faust to recover them with): a batch spans partitions, so the partition of the *current*
   event (Faust's default) would file an entity's record under the wrong one.
 * Feature updates, re-keyed events, dead letters and the tables' changelog records go through one
-  confluent-kafka producer (several times faster than Faust's), flushed at the end of every batch,
-  before its offsets are committed (stage 1) or Faust acks it (stage 2).
+  confluent-kafka producer (several times faster than Faust's), flushed at every checkpoint,
+  before offsets are committed (stage 1) or Faust acks the batch (stage 2).
 * Any unexpected error ends the process at once (exit code 1) instead of letting the failed batch be
   committed: a restart resumes from the last committed offsets and loses nothing.
 """
@@ -43,7 +46,7 @@ import faust
 from events.producer import EventProducer
 from riskpipe.settings import Settings
 from streaming.compute import Consumed, StreamCompute, flush_outputs, tune_gc
-from streaming.event_source import EventSource
+from streaming.event_source import EventSource, commit_offsets
 from streaming.state_table import CHANGELOG_MARKER, StateTable
 from streaming.status import WorkerStatus
 from streaming.topology import (
@@ -176,17 +179,26 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
         logging.shutdown()
         os._exit(1)
 
-    def run_batch(process: Callable[[list[Any]], None], records: list[Any], table: ChangelogTable,
-                  states: StateTable) -> None:
-        """Compute, flush outputs and changelog records, then the markers: only then may offsets be committed.
-        Any error exits before the batch's offsets are committed."""
-        try:
-            process(records)
+    def checkpoint(table: ChangelogTable, states: StateTable) -> None:
+        """Outputs, then the dirty states' changelog records, then the markers, each acknowledged: only then may
+        the offsets of the events behind them be committed."""
+        flush_outputs(producer)
+        written = states.flush()
+        if written:  # after the flush, so each marker starts a produce batch of its own
             flush_outputs(producer)
-            touched, states.touched = states.touched, set()
-            if touched:  # after the flush, so each marker starts a produce batch of its own
-                table.mark(touched, settings.topic_partitions)
-                flush_outputs(producer)
+            table.mark(written, settings.topic_partitions)
+            flush_outputs(producer)
+
+    def run_batch(process: Callable[[list[Any]], None], records: list[Any], table: ChangelogTable,
+                  states: StateTable, *, checkpointed: bool) -> None:
+        """Compute (and checkpoint when ``checkpointed``); any error exits before offsets are committed."""
+        try:
+            if records:
+                process(records)
+            if checkpointed:
+                checkpoint(table, states)
+            else:
+                producer.poll(0)  # serve delivery reports; the outputs leave now, the checkpoint waits for them
         except Exception:
             crash("batch")
         status.state = "running"
@@ -204,14 +216,20 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
 
     @app.task
     async def account_features() -> None:
-        """Stage 1: a batch of events at a time, from the partitions whose account states this worker holds."""
+        """Stage 1: a batch of events at a time, from the partitions whose account states this worker holds;
+        a checkpoint (states to the changelog, then the offsets) every ``stream_checkpoint_s`` and when idle."""
         loop = asyncio.get_running_loop()
         busy = False  # the last round released a full batch: more is probably there, so do not wait for it
+        pending: dict[tuple[str, int], int] = {}  # offsets processed since the last checkpoint
+        last_checkpoint, generation = time.monotonic(), events.generation
         while not app.should_stop:
+            if generation != events.generation:  # a rebalance: the next owner re-reads what was not checkpointed
+                compute.accounts.discard()
+                pending.clear()
+                generation = events.generation
             if not events.sync():
                 await asyncio.sleep(0.05)
                 continue
-            generation = events.generation
             wait_s = 0.0 if busy else settings.stream_batch_window_s
             await loop.run_in_executor(None, events.poll, settings.stream_batch_size, wait_s)
             if generation != events.generation:
@@ -219,17 +237,25 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
             batch = events.take(settings.stream_batch_size, time.monotonic())
             busy = len(batch) >= settings.stream_batch_size
             if batch:
-                run_batch(compute.process_events, batch, accounts, compute.accounts)
+                commit_offsets(batch, into=pending)
+            due = bool(pending) and (not batch or time.monotonic() - last_checkpoint >= settings.stream_checkpoint_s)
+            if batch or due:
+                run_batch(compute.process_events, batch, accounts, compute.accounts, checkpointed=due)
+            if due:
                 try:
-                    events.commit(batch)
+                    events.commit(pending)
                 except Exception:
                     crash("offset commit")
+                pending.clear()
+                last_checkpoint = time.monotonic()
 
     @app.agent(rekey, name="entity-features")
     async def entity_features(stream: faust.Stream) -> None:
         """Stage 2: re-key packs (up to 500 rows a record, so Faust's per-record cost does not matter here)."""
         async for packs in stream.take_events(settings.stream_batch_size, within=settings.stream_batch_window_s):
-            run_batch(compute.process_rekeyed, [_adapt(e) for e in packs], entities, compute.entities)
+            # every batch is a checkpoint: Faust acknowledges the packs' offsets once this returns
+            run_batch(compute.process_rekeyed, [_adapt(e) for e in packs], entities, compute.entities,
+                      checkpointed=True)
 
     @app.timer(settings.worker_status_interval_s)
     async def report_status() -> None:

@@ -10,7 +10,14 @@ are cached next to the bytes they came from; the cache entry is trusted only whi
 still holds *that very bytes object* (an identity check), so a value restored from the
 changelog after a rebalance is always decoded afresh. Encoding is cached the other way round:
 each group's state keeps its encoded JSON until a batch applies events to it, so an account
-touched by a login re-encodes its login group, not its four transaction and change groups.
+touched by a login re-encodes its login state, not its transaction and change states.
+
+Writes are *checkpointed*: ``store`` keeps the new states in memory (dirty) and ``flush`` writes
+each dirty entity once. The caller flushes before it commits the offsets of the events that changed
+them, so the table and the offsets always describe the same point of the input; between checkpoints
+an entity touched by many batches costs one changelog record, not one per batch. A value holds
+every event of the entity inside the horizon, so each record is far larger than the event that
+caused it: per-batch writes sent ~3.8 kB of changelog per 330-byte event to the broker.
 """
 
 from __future__ import annotations
@@ -44,9 +51,12 @@ class StateTable:
         self.plans = dict(plans)
         self._cache: dict[str, tuple[bytes, dict[str, EntityState]]] = {}
         self._cache_entries = cache_entries
-        self.touched: set[bytes] = set()  # keys written since the caller last cleared it (changelog markers)
+        self._dirty: dict[str, dict[str, EntityState]] = {}  # stored since the last flush, not yet in the table
 
     def load(self, key: str) -> dict[str, EntityState]:
+        dirty = self._dirty.get(key)
+        if dirty is not None:
+            return dirty
         raw = self.table.get(key.encode())
         if raw is None:
             return {}
@@ -61,18 +71,38 @@ class StateTable:
                 for name, state in payload["groups"].items() if name in self.plans}
 
     def store(self, key: str, states: dict[str, EntityState]) -> None:
-        live = {name: state for name, state in states.items() if not state.empty}
-        if not live:
-            self._cache.pop(key, None)
-            if self.table.get(key.encode()) is not None:
-                del self.table[key.encode()]
-                self.touched.add(key.encode())
-            return
-        # the JSON object written piece by piece: a group's state is re-encoded only when a batch changed it
-        # (``EntityState.encode`` caches); group names are plain identifiers (``Name``), nothing to escape
-        raw = b"".join((_HEAD, b",".join(b'"%s":%s' % (n.encode(), s.encode()) for n, s in live.items()), b"}}"))
-        self.table[key.encode()] = raw
-        self.touched.add(key.encode())
-        if len(self._cache) >= self._cache_entries:
-            self._cache.clear()  # crude but bounded; the next batch re-decodes what it touches
-        self._cache[key] = (raw, live)
+        """Keep ``states`` as the entity's current value; the table gets it at the next ``flush``."""
+        self._dirty[key] = states
+
+    @property
+    def dirty(self) -> int:
+        """Entities stored since the last flush."""
+        return len(self._dirty)
+
+    def flush(self) -> set[bytes]:
+        """Write every dirty entity to the table once; return the keys written (for the changelog markers)."""
+        written = set()
+        for key, states in self._dirty.items():
+            encoded = key.encode()
+            live = {name: state for name, state in states.items() if not state.empty}
+            if not live:
+                self._cache.pop(key, None)
+                if self.table.get(encoded) is not None:
+                    del self.table[encoded]
+                    written.add(encoded)
+                continue
+            # the JSON object written piece by piece: a state is re-encoded only when a batch changed it
+            # (``EntityState.encode`` caches); state names are plain identifiers, nothing to escape
+            raw = b"".join((_HEAD, b",".join(b'"%s":%s' % (n.encode(), s.encode()) for n, s in live.items()), b"}}"))
+            self.table[encoded] = raw
+            written.add(encoded)
+            if len(self._cache) >= self._cache_entries:
+                self._cache.clear()  # crude but bounded; the next batch re-decodes what it touches
+            self._cache[key] = (raw, live)
+        self._dirty.clear()
+        return written
+
+    def discard(self) -> None:
+        """Forget what was not flushed (after a rebalance its events are re-read from the committed offsets)."""
+        self._dirty.clear()
+        self._cache.clear()

@@ -128,12 +128,34 @@ def test_state_table_writes_unchanged_states_from_cache_and_the_value_decodes_wh
     apply(PLAN, states[PLAN.name], rows[:3])
     apply(other, states[other.name], [r._replace(values=()) for r in rows[:3]])
     store.store("a1", states)
+    assert store.flush() == {b"a1"}
     cached = states[other.name].encode()
     apply(PLAN, states[PLAN.name], rows[3:])  # only one state changes
     store.store("a1", states)
+    store.flush()
     assert states[other.name].encode() is cached
     fresh = StateTable(table, {PLAN.name: PLAN, other.name: other}).load("a1")  # decoded from the bytes
     assert {n: s.encode() for n, s in fresh.items()} == {n: s.encode() for n, s in states.items()}
+
+
+def test_states_reach_the_table_at_the_checkpoint_and_a_discard_goes_back_to_it() -> None:
+    table: dict[bytes, bytes] = {}
+    store = StateTable(table, {PLAN.name: PLAN})
+    rows = _rows(PLAN, 6)
+    states = {PLAN.name: EntityState(PLAN)}
+    apply(PLAN, states[PLAN.name], rows[:3])
+    store.store("a1", states)
+    assert table == {} and store.load("a1") is states and store.dirty == 1  # the batch after sees it
+    assert store.flush() == {b"a1"} and store.dirty == 0
+    checkpointed = table[b"a1"]
+    states = store.load("a1")
+    apply(PLAN, states[PLAN.name], rows[3:])  # changed in place, never checkpointed
+    store.store("a1", states)
+    store.discard()  # a rebalance: the events since the checkpoint are re-read
+    assert table[b"a1"] is checkpointed and store.load("a1")[PLAN.name].size == 3
+    empty = {PLAN.name: EntityState(PLAN)}
+    store.store("a1", empty)
+    assert store.flush() == {b"a1"} and b"a1" not in table  # nothing left: the key is deleted
 
 
 def test_a_forwarded_row_picks_the_groups_columns_and_reads_a_missing_one_as_none() -> None:
