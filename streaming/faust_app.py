@@ -47,7 +47,7 @@ from events.producer import EventProducer
 from riskpipe.settings import Settings
 from streaming.compute import Consumed, StreamCompute, flush_outputs, tune_gc
 from streaming.event_source import EventSource, commit_offsets
-from streaming.state_table import CHANGELOG_MARKER, StateTable
+from streaming.state_table import CHANGELOG_MARKER, StateTable, routing_key
 from streaming.status import WorkerStatus
 from streaming.topology import (
     ensure_topics,
@@ -109,9 +109,10 @@ class ChangelogTable:
     (murmur2) partition, so Faust's own recovery restores it like any record it had sent itself.
     """
 
-    def __init__(self, table: faust.Table, producer: EventProducer) -> None:
+    def __init__(self, table: faust.Table, producer: EventProducer, partitions: int) -> None:
         self.table = table
         self.producer = producer
+        self.partitions = partitions
         self.topic = table.changelog_topic.get_topic_name()
 
     def get(self, key: bytes, default: Any = None) -> Any:
@@ -119,15 +120,19 @@ class ChangelogTable:
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.table.data[key] = value
-        self.producer.produce_raw(self.topic, value, key=key)
+        self.producer.produce_raw(self.topic, value, key=key, partition=self._partition(key))
 
     def __delitem__(self, key: bytes) -> None:
         del self.table.data[key]
-        self.producer.produce_raw(self.topic, None, key=key)
+        self.producer.produce_raw(self.topic, None, key=key, partition=self._partition(key))
 
-    def mark(self, keys: set[bytes], partitions: int) -> None:
+    def _partition(self, key: bytes) -> int:
+        """The entity's partition, also for the chunks of a large value (their keys only start with the entity's)."""
+        return key_partition(routing_key(key), self.partitions)
+
+    def mark(self, keys: set[bytes]) -> None:
         """One marker per changelog partition of ``keys`` (see the module docstring); call after a flush."""
-        for partition in sorted({key_partition(key, partitions) for key in keys}):
+        for partition in sorted({self._partition(key) for key in keys}):
             self.producer.produce_raw(self.topic, b"m", key=CHANGELOG_MARKER, partition=partition)
 
 
@@ -167,7 +172,8 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
     # success reports would cost a Python callback per message; failures are still reported and raised by flush
     producer = EventProducer(settings.bootstrap_servers, client_id=f"{settings.stream_app_id}-outputs",
                              config={"delivery.report.only.error": True})
-    accounts, entities = ChangelogTable(account_table, producer), ChangelogTable(entity_table, producer)
+    accounts = ChangelogTable(account_table, producer, settings.topic_partitions)
+    entities = ChangelogTable(entity_table, producer, settings.topic_partitions)
     compute = StreamCompute(settings, group_plans, producer, status, accounts, entities)
     events = EventSource(settings, event_topics(settings))
 
@@ -186,7 +192,7 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
         written = states.flush()
         if written:  # after the flush, so each marker starts a produce batch of its own
             flush_outputs(producer)
-            table.mark(written, settings.topic_partitions)
+            table.mark(written)
             flush_outputs(producer)
 
     def run_batch(process: Callable[[list[Any]], None], records: list[Any], table: ChangelogTable,

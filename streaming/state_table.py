@@ -22,6 +22,7 @@ caused it: per-batch writes sent ~3.8 kB of changelog per 330-byte event to the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -31,12 +32,20 @@ from streaming.window_state import EntityState, GroupPlan
 
 TABLE_FORMAT = 1
 _HEAD = b'{"f":%d,"groups":{' % TABLE_FORMAT
+CHUNK_SEP = b"\x00"  # entity key, NUL, generation, NUL, index: never an entity key (ids are printable)
+MAX_RECORD_BYTES = 512 * 1024  # a value above this is chunked: Kafka refuses records over ~1 MB by default
+_CHUNKED = b'{"f":%d,"chunked":' % TABLE_FORMAT
 CHANGELOG_MARKER = b"\x00rp-changelog-marker"  # never an entity key (ids are printable); see streaming.faust_app
+
+
+def routing_key(key: bytes) -> bytes:
+    """The entity key a table key belongs to (a chunk's key starts with it): its changelog partition's key."""
+    return key.split(CHUNK_SEP, 1)[0]
 
 
 class KeyValueTable(Protocol):
     """Keys are UTF-8 bytes: with the ``raw`` codec the changelog key equals the source topic's key, so
-    the producer's murmur2 partitioner files it under the partition it is recovered with."""
+    records filed under the murmur2 partition of ``routing_key(key)`` are recovered by the entity's owner."""
 
     def get(self, key: bytes, default: Any = None) -> Any: ...
     def __setitem__(self, key: bytes, value: bytes) -> None: ...
@@ -52,6 +61,7 @@ class StateTable:
         self._cache: dict[str, tuple[bytes, dict[str, EntityState]]] = {}
         self._cache_entries = cache_entries
         self._dirty: dict[str, dict[str, EntityState]] = {}  # stored since the last flush, not yet in the table
+        self._generation = time.time_ns()  # chunk generations: unique across restarts of the worker
 
     def load(self, key: str) -> dict[str, EntityState]:
         dirty = self._dirty.get(key)
@@ -63,7 +73,7 @@ class StateTable:
         cached = self._cache.get(key)
         if cached is not None and cached[0] is raw:
             return cached[1]
-        payload = pydantic_core.from_json(raw)
+        payload = pydantic_core.from_json(self._joined(key, raw))
         if payload.get("f") != TABLE_FORMAT:
             raise ValueError(f"table value of {key!r}: format {payload.get('f')!r} is not {TABLE_FORMAT}")
         # Groups no longer computed (removed from stream_groups) are dropped; new ones start empty.
@@ -80,27 +90,69 @@ class StateTable:
         return len(self._dirty)
 
     def flush(self) -> set[bytes]:
-        """Write every dirty entity to the table once; return the keys written (for the changelog markers)."""
+        """Write every dirty entity to the table once; return the entity keys written (for the changelog markers)."""
         written = set()
         for key, states in self._dirty.items():
             encoded = key.encode()
+            previous = self.table.get(encoded)
             live = {name: state for name, state in states.items() if not state.empty}
             if not live:
                 self._cache.pop(key, None)
-                if self.table.get(encoded) is not None:
+                if previous is not None:
                     del self.table[encoded]
+                    self._drop_chunks(encoded, previous)
                     written.add(encoded)
                 continue
             # the JSON object written piece by piece: a state is re-encoded only when a batch changed it
             # (``EntityState.encode`` caches); state names are plain identifiers, nothing to escape
             raw = b"".join((_HEAD, b",".join(b'"%s":%s' % (n.encode(), s.encode()) for n, s in live.items()), b"}}"))
-            self.table[encoded] = raw
+            head = raw if len(raw) <= MAX_RECORD_BYTES else self._write_chunks(encoded, raw)
+            self.table[encoded] = head
+            if previous is not None:
+                self._drop_chunks(encoded, previous)
             written.add(encoded)
             if len(self._cache) >= self._cache_entries:
                 self._cache.clear()  # crude but bounded; the next batch re-decodes what it touches
-            self._cache[key] = (raw, live)
+            self._cache[key] = (head, live)
         self._dirty.clear()
         return written
+
+    # A hot entity (a merchant paid by thousands of accounts) holds more events than one Kafka record takes. Its
+    # value is split into chunks under keys of their own, written *before* the head that names them, and the
+    # previous chunks are deleted only after it: a crash in between recovers the old or the new value whole,
+    # never a mix. Each generation's keys are new, so compaction never merges two values either.
+    def _write_chunks(self, key: bytes, raw: bytes) -> bytes:
+        self._generation += 1
+        n = -(-len(raw) // MAX_RECORD_BYTES)
+        for i in range(n):
+            self.table[self._chunk_key(key, self._generation, i)] = raw[i * MAX_RECORD_BYTES:(i + 1) * MAX_RECORD_BYTES]
+        return b"%s[%d,%d]}" % (_CHUNKED, self._generation, n)
+
+    @staticmethod
+    def _chunk_key(key: bytes, generation: int, index: int) -> bytes:
+        return b"%s%s%d%s%d" % (key, CHUNK_SEP, generation, CHUNK_SEP, index)
+
+    @staticmethod
+    def _chunks(head: bytes) -> tuple[int, int] | None:
+        if not head.startswith(_CHUNKED):
+            return None
+        generation, n = pydantic_core.from_json(head)["chunked"]
+        return generation, n
+
+    def _drop_chunks(self, key: bytes, previous_head: bytes) -> None:
+        chunks = self._chunks(previous_head)
+        if chunks is not None:
+            for i in range(chunks[1]):
+                del self.table[self._chunk_key(key, chunks[0], i)]
+
+    def _joined(self, key: str, raw: bytes) -> bytes:
+        chunks = self._chunks(raw)
+        if chunks is None:
+            return raw
+        parts = [self.table.get(self._chunk_key(key.encode(), chunks[0], i)) for i in range(chunks[1])]
+        if any(part is None for part in parts):
+            raise ValueError(f"table value of {key!r}: chunk(s) of generation {chunks[0]} are missing from the table")
+        return b"".join(parts)
 
     def discard(self) -> None:
         """Forget what was not flushed (after a rebalance its events are re-read from the committed offsets)."""

@@ -10,7 +10,8 @@ import pytest
 
 from events.contracts import Login, Transaction
 from features.definitions import ACCOUNT, Aggregation, Filter, Source, WindowedFeatureGroup
-from streaming.state_table import StateTable
+from streaming import state_table
+from streaming.state_table import StateTable, routing_key
 from streaming.window_state import EntityState, GroupPlan, PlanError, apply, evaluate, to_us
 
 S = timedelta(seconds=1)
@@ -163,3 +164,30 @@ def test_a_forwarded_row_picks_the_groups_columns_and_reads_a_missing_one_as_non
     row = {"amount": 1.0, "device_id": "d1", "extra": "x", "txn_type": "p2p_transfer", "account_id": "a1"}
     assert plan.picker(tuple(row))(list(row.values())) == tuple(row[c] for c in plan.columns)
     assert plan.picker(("device_id",))(["d7"]) == tuple("d7" if c == "device_id" else None for c in plan.columns)
+
+
+def test_a_value_over_the_record_limit_is_chunked_and_old_chunks_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hot entity's value would exceed Kafka's record limit (the worker crashed on a merchant's 1.6 MB state)."""
+    monkeypatch.setattr(state_table, "MAX_RECORD_BYTES", 300)
+    table: dict[bytes, bytes] = {}
+    store = StateTable(table, {PLAN.name: PLAN})
+    rows = _rows(PLAN, 12, step=S)
+    states = {PLAN.name: EntityState(PLAN)}
+    apply(PLAN, states[PLAN.name], rows[:6])
+    store.store("a1", states)
+    store.flush()
+    first_chunks = {k for k in table if k != b"a1"}
+    assert len(first_chunks) >= 2 and all(routing_key(k) == b"a1" for k in first_chunks)
+    assert max(len(v) for v in table.values()) <= 300
+    apply(PLAN, states[PLAN.name], rows[6:])
+    store.store("a1", states)
+    assert store.flush() == {b"a1"}
+    assert not first_chunks & set(table)  # the previous generation is gone once the new head is written
+    fresh = StateTable(table, {PLAN.name: PLAN}).load("a1")
+    assert fresh[PLAN.name].encode() == states[PLAN.name].encode()
+    store.store("a1", {PLAN.name: EntityState(PLAN)})
+    store.flush()
+    assert table == {}
+    table[b"a1"] = b'{"f":1,"chunked":[7,2]}'
+    with pytest.raises(ValueError, match="missing"):
+        StateTable(table, {PLAN.name: PLAN}).load("a1")
