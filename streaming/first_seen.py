@@ -39,17 +39,22 @@ def combo_key(values: Sequence[Any]) -> str:
 class FirstSeenIndex:
     """Times of the key combinations of one flag, for one entity."""
 
-    __slots__ = ("due", "entries")
+    __slots__ = ("due", "entries", "pieces")
 
     def __init__(self, entries: Entries | None = None) -> None:
         self.entries: Entries = {} if entries is None else {
             combo: [settled, [(t, event_id) for t, event_id in recent]] for combo, (settled, recent) in entries.items()}
+        # per combo its encoded ``"combo":[settled,[[t,id],...]]`` until it changes: a hot entity (a merchant paid
+        # by thousands of accounts) holds thousands of combos and is written at every checkpoint, while a batch
+        # changes a few of them; serializing all of them each time was the largest cost of its writes
+        self.pieces: dict[str, bytes] = {}
         # the earliest cutoff at which ``settle`` has anything to do (it runs per update, over every combo)
         self.due: float = -_NEVER if self.entries else _NEVER
 
     def observe(self, combo: str, t: int, event_id: str, lookback_us: int) -> tuple[bool, list[str]]:
         """Record event ``(t, event_id)``; return its flag and the ids of later events it demotes."""
         entry = self.entries.get(combo)
+        self.pieces.pop(combo, None)
         if t < self.due:
             self.due = t
         if entry is None:
@@ -81,8 +86,10 @@ class FirstSeenIndex:
                 newest = recent[n - 1][0]
                 entry[0] = newest if entry[0] is None else max(entry[0], newest)
                 del recent[:n]
+                self.pieces.pop(combo, None)
             if entry[0] is not None and entry[0] <= cutoff - lookback_us:
                 entry[0] = None
+                self.pieces.pop(combo, None)
             if entry[0] is None and not recent:
                 dead.append(combo)
                 continue
@@ -90,4 +97,13 @@ class FirstSeenIndex:
             due = min(due, recent[0][0] if recent else _NEVER, _NEVER if entry[0] is None else entry[0] + lookback_us)
         for combo in dead:
             del self.entries[combo]
+            self.pieces.pop(combo, None)
         self.due = due
+
+    def encode(self) -> bytes:
+        """The entries as a JSON object (what ``pydantic_core.to_json(self.entries)`` writes), from cached pieces."""
+        pieces = self.pieces
+        for combo, entry in self.entries.items():
+            if combo not in pieces:
+                pieces[combo] = b"%s:%s" % (pydantic_core.to_json(combo), pydantic_core.to_json(entry))
+        return b"{%s}" % b",".join(pieces[combo] for combo in self.entries)

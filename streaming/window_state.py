@@ -291,7 +291,7 @@ class EntityState:
         if self.encoded is None:
             self.encoded = b'%s,"wm":%s,"e":[%s],"s":%s}' % (
                 self.header, pydantic_core.to_json(self.wm), b",".join(self.frags),
-                pydantic_core.to_json([s.entries for s in self.seen]))
+                b"[%s]" % b",".join(s.encode() for s in self.seen))
         return self.encoded
 
     @classmethod

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pydantic_core
 import pytest
 
 from events.contracts import Login, Transaction
 from features.definitions import ACCOUNT, Aggregation, Filter, Source, WindowedFeatureGroup
 from streaming import state_table
+from streaming.first_seen import FirstSeenIndex
 from streaming.state_table import StateTable, routing_key
 from streaming.window_state import EntityState, GroupPlan, PlanError, apply, evaluate, to_us
 
@@ -191,3 +193,14 @@ def test_a_value_over_the_record_limit_is_chunked_and_old_chunks_go(monkeypatch:
     table[b"a1"] = b'{"f":1,"chunked":[7,2]}'
     with pytest.raises(ValueError, match="missing"):
         StateTable(table, {PLAN.name: PLAN}).load("a1")
+
+
+def test_first_seen_entries_encode_from_cached_pieces_exactly_as_a_whole() -> None:
+    index = FirstSeenIndex()
+    for i in range(30):
+        index.observe(f'["a{i % 7}"]', i * 1_000_000, f"e{i:03d}", 20_000_000)
+        assert index.encode() == pydantic_core.to_json(index.entries)
+        index.settle(i * 1_000_000 - 5_000_000, 20_000_000)
+        assert index.encode() == pydantic_core.to_json(index.entries)
+    index.settle(10**12, 20_000_000)  # everything ages out
+    assert index.encode() == b"{}" and index.pieces == {}
