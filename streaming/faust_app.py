@@ -18,9 +18,12 @@ Choices forced by the broker and by correctness (see /work/shared/ENVIRONMENT.md
   batch, so the reported end offset always lies past every record of every checkpoint that could have
   been committed (offsets are committed after the markers are acknowledged). Records after the
   last marker belong to an uncommitted checkpoint, whose events are re-processed after a restart anyway.
-* Checkpoints: stage 1 writes the account states it changed and commits the events' offsets every
-  ``stream_checkpoint_s`` (and when idle), not after every batch; its feature updates leave as they
-  are computed. Stage 2 checkpoints every batch (Faust acknowledges the packs when the agent returns).
+* Checkpoints: each stage writes the states it changed and then lets the offsets of the records behind
+  them be committed every ``stream_checkpoint_s`` (and when idle), not after every batch; feature updates
+  leave as they are computed. Stage 1 commits its own offsets; stage 2 holds an extra reference on each
+  re-key record that Faust delivered and releases it after the checkpoint, so Faust commits no offset
+  whose states are not in the changelog. A rebalance drops what was not checkpointed: Faust seeks every
+  partition back to its committed offset, so it is read again.
 * Changelog records go to the partition of their key's murmur2 hash (what ``use_partitioner=True``
   tells Faust to recover them with): a batch spans partitions, so the partition of the *current*
   event (Faust's default) would file an entity's record under the wrong one.
@@ -161,6 +164,9 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=max(4096, settings.stream_batch_size * 2),
+        # stage 2 holds re-key records un-acked until its checkpoint; a rebalance must not wait for them (they are
+        # dropped and read again from the committed offsets), so Faust does not wait for its streams to empty
+        stream_wait_empty=False,
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     rekey = app.topic(rekey_topic(settings), partitions=settings.topic_partitions, internal=True, **raw)
@@ -211,9 +217,28 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
         status.counters["batches"] += 1
         status.write(settings)
 
+    # Stage 2 checkpoints like stage 1: the packs of its batches are *held* (one extra reference each, so the ack
+    # ``take_events`` gives them does not let Faust commit their offsets) until their states are in the changelog.
+    held: list[Any] = []
+    stage2: dict[str, Any] = {"stream": None, "last": time.monotonic()}
+
+    async def checkpoint_entities() -> None:
+        try:
+            checkpoint(entities, compute.entities)
+        except Exception:
+            crash("stage-2 checkpoint")
+        stream, events_done = stage2["stream"], list(held)
+        held.clear()
+        stage2["last"] = time.monotonic()
+        for event in events_done:
+            await stream.ack(event)  # the last reference: the offset may be committed
+
     @app.on_partitions_revoked.connect
     async def stop_events(sender: Any, revoked: Any, **_: Any) -> None:
         events.want(None)  # nothing is processed until the rebalance and the table recovery are over
+        # stage 2: what was not checkpointed is re-read (Faust seeks every partition to its committed offset)
+        held.clear()
+        compute.entities.discard()
 
     @app.on_rebalance_complete.connect
     async def follow_tables(sender: Any, **_: Any) -> None:
@@ -258,10 +283,21 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
     @app.agent(rekey, name="entity-features")
     async def entity_features(stream: faust.Stream) -> None:
         """Stage 2: re-key packs (up to 500 rows a record, so Faust's per-record cost does not matter here)."""
+        stage2["stream"] = stream
         async for packs in stream.take_events(settings.stream_batch_size, within=settings.stream_batch_window_s):
-            # every batch is a checkpoint: Faust acknowledges the packs' offsets once this returns
+            for event in packs:
+                event.message.incref()  # released by the checkpoint that writes the states these packs changed
+            held.extend(packs)
             run_batch(compute.process_rekeyed, [_adapt(e) for e in packs], entities, compute.entities,
-                      checkpointed=True)
+                      checkpointed=False)
+            if time.monotonic() - stage2["last"] >= settings.stream_checkpoint_s:
+                await checkpoint_entities()
+
+    @app.timer(settings.stream_checkpoint_s)
+    async def checkpoint_idle_entities() -> None:
+        """Checkpoint stage 2 when its traffic stopped (the agent checkpoints only when a batch arrives)."""
+        if held and time.monotonic() - stage2["last"] >= settings.stream_checkpoint_s:
+            await checkpoint_entities()
 
     @app.timer(settings.worker_status_interval_s)
     async def report_status() -> None:
