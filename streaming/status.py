@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ class WorkerStatus:
         self._last_write = now
         path = status_path(settings, self.worker)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # the ingest writer thread writes too
         tmp.write_text(json.dumps(self.to_dict()))
         os.replace(tmp, path)
 
