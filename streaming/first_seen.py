@@ -39,22 +39,25 @@ def combo_key(values: Sequence[Any]) -> str:
 class FirstSeenIndex:
     """Times of the key combinations of one flag, for one entity."""
 
-    __slots__ = ("due", "entries", "pieces")
+    __slots__ = ("changed", "due", "entries", "pieces")
 
     def __init__(self, entries: Entries | None = None) -> None:
         self.entries: Entries = {} if entries is None else {
             combo: [settled, [(t, event_id) for t, event_id in recent]] for combo, (settled, recent) in entries.items()}
-        # per combo its encoded ``"combo":[settled,[[t,id],...]]`` until it changes: a hot entity (a merchant paid
-        # by thousands of accounts) holds thousands of combos and is written at every checkpoint, while a batch
-        # changes a few of them; serializing all of them each time was the largest cost of its writes
+        # per combo its encoded ``"combo":[settled,[[t,id],...]]``, re-encoded only when it ``changed``: a hot entity
+        # (a merchant paid by thousands of accounts) holds thousands of combos and is written at every checkpoint,
+        # while a batch changes a few of them; serializing (even visiting) all of them each time was the largest
+        # cost of its writes. ``pieces`` may list combos in another order than ``entries``: a JSON object's order
+        # carries no meaning.
         self.pieces: dict[str, bytes] = {}
+        self.changed: set[str] = set(self.entries)
         # the earliest cutoff at which ``settle`` has anything to do (it runs per update, over every combo)
         self.due: float = -_NEVER if self.entries else _NEVER
 
     def observe(self, combo: str, t: int, event_id: str, lookback_us: int) -> tuple[bool, list[str]]:
         """Record event ``(t, event_id)``; return its flag and the ids of later events it demotes."""
         entry = self.entries.get(combo)
-        self.pieces.pop(combo, None)
+        self.changed.add(combo)
         if t < self.due:
             self.due = t
         if entry is None:
@@ -86,10 +89,10 @@ class FirstSeenIndex:
                 newest = recent[n - 1][0]
                 entry[0] = newest if entry[0] is None else max(entry[0], newest)
                 del recent[:n]
-                self.pieces.pop(combo, None)
+                self.changed.add(combo)
             if entry[0] is not None and entry[0] <= cutoff - lookback_us:
                 entry[0] = None
-                self.pieces.pop(combo, None)
+                self.changed.add(combo)
             if entry[0] is None and not recent:
                 dead.append(combo)
                 continue
@@ -98,12 +101,13 @@ class FirstSeenIndex:
         for combo in dead:
             del self.entries[combo]
             self.pieces.pop(combo, None)
+            self.changed.discard(combo)
         self.due = due
 
     def encode(self) -> bytes:
         """The entries as a JSON object (what ``pydantic_core.to_json(self.entries)`` writes), from cached pieces."""
-        pieces = self.pieces
-        for combo, entry in self.entries.items():
-            if combo not in pieces:
-                pieces[combo] = b"%s:%s" % (pydantic_core.to_json(combo), pydantic_core.to_json(entry))
-        return b"{%s}" % b",".join(pieces[combo] for combo in self.entries)
+        pieces, entries = self.pieces, self.entries
+        for combo in self.changed:
+            pieces[combo] = b"%s:%s" % (pydantic_core.to_json(combo), pydantic_core.to_json(entries[combo]))
+        self.changed.clear()
+        return b"{%s}" % b",".join(pieces.values())
