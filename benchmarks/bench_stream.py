@@ -407,21 +407,29 @@ class _FreshnessWatcher(threading.Thread):
         return len(self.pending)
 
 
+def freshness_prefix(rate: float, workers: int) -> str:
+    return f"fresh{int(rate)}" + (f"x{workers}" if workers > 1 else "")
+
+
 def bench_freshness(stack: _Stack, events: list[Event], rate: float, seconds: float,
-                    sample_every: int) -> dict[str, Any]:
+                    sample_every: int, workers: int = 1) -> dict[str, Any]:
     """Events at a steady ``rate`` through compute -> features.* -> ingest -> Redis: per sampled event, the
-    time from its event time (= send time) until the group's value for it is readable in Redis."""
-    name = f"fresh{int(rate)}"
+    time from its event time (= send time) until the group's value for it is readable in Redis. ``workers``
+    compute workers of one app share the partitions (each with its own data dir, so its own status file)."""
+    name = freshness_prefix(rate, workers)
     settings = stack.settings.model_copy(update={"stream_app_id": name, "topic_prefix": f"{name}.",
                                                  "ingest_group_id": f"{name}-ingest", "online_key_prefix": name})
     ensure_topics(settings, event_topics(settings) + [update_topic(settings, g) for g in group_names(plans(settings))])
     groups = ["account_txn_velocity", "payment_method_sharing"]  # one per compute stage (direct, re-keyed)
     watcher = _FreshnessWatcher(settings, groups)
-    compute, ingest = stack.worker(settings, "compute"), stack.worker(settings, "ingest")
+    instances = [settings.model_copy(update={"data_dir": stack.tmp / f"{name}-worker{i}"}) for i in range(workers)]
+    computes = [stack.worker(s, "compute") for s in instances]
+    ingest = stack.worker(settings, "ingest")
     try:
-        for name in ("stream-compute", "stream-ingest"):  # both joined their groups and are idle
+        waits = [(s, "stream-compute") for s in instances] + [(settings, "stream-ingest")]
+        for where, worker in waits:  # all joined their groups and are idle
             deadline = time.time() + 60
-            while (read_status(settings, name) or {}).get("state") != "running":
+            while (read_status(where, worker) or {}).get("state") != "running":
                 if time.time() > deadline:
                     raise RuntimeError(f"{name} did not start: see {stack.tmp}")
                 time.sleep(0.2)
@@ -436,7 +444,8 @@ def bench_freshness(stack: _Stack, events: list[Event], rate: float, seconds: fl
         watcher.start()
         counter = iter(range(1 << 62))
         count = int(rate * seconds)
-        cpu = _CpuMeter({"compute": compute.pid, "ingest": ingest.pid, "broker": stack.procs[0].pid,
+        cpu = _CpuMeter({**{f"compute{i}" if workers > 1 else "compute": p.pid for i, p in enumerate(computes)},
+                         "ingest": ingest.pid, "broker": stack.procs[0].pid,
                          "redis": stack.procs[1].pid, "bench (producer + watcher)": os.getpid()})
         achieved = _produce(settings, events, count, rate,
                             on_sent=lambda e: watcher.sample(e) if next(counter) % sample_every == 0 else None)
@@ -446,13 +455,16 @@ def bench_freshness(stack: _Stack, events: list[Event], rate: float, seconds: fl
         collector.join(5)
         measured_from = watcher.started_at
         emit_ms = [(emitted - t / 1e6) * 1000 for emitted, t in collector.samples if t / 1e6 >= measured_from]
-        compute_status = read_status(settings, "stream-compute") or {}
+        compute_counters: Counter[str] = Counter()
+        for where in instances:
+            compute_counters.update((read_status(where, "stream-compute") or {}).get("counters", {}))
         result: dict[str, Any] = {
-            "target_rate_events_per_s": rate, "achieved_produce_rate": round(achieved), "seconds": seconds,
+            "target_rate_events_per_s": rate, "compute_workers": workers, "achieved_produce_rate": round(achieved),
+            "seconds": seconds,
             "events": count, "sample_every": sample_every, "poll_resolution_ms": watcher.poll_s * 1000,
             "never_readable_within_60s": unresolved,
             "cpu_cores_used_while_producing": cores_while_producing,
-            "compute_counters": compute_status.get("counters"),
+            "compute_counters": dict(compute_counters),
             "ingest_counters": (read_status(settings, "stream-ingest") or {}).get("counters"),
             "groups": {},
         }
@@ -467,7 +479,8 @@ def bench_freshness(stack: _Stack, events: list[Event], rate: float, seconds: fl
         return result
     finally:
         stack.stop(ingest)
-        stack.stop(compute)
+        for proc in computes:
+            stack.stop(proc)
 
 
 def bench_bare_consumer(stack: _Stack, prefixes: list[str], expected: int) -> dict[str, Any]:
@@ -521,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-every", type=int, default=10, help="Freshness: watch every n-th event.")
     parser.add_argument("--quick", action="store_true", help="~2-4 minutes: ~8k events, 10 s per freshness rate.")
     parser.add_argument("--skip-worker", action="store_true", help="Only the in-process measurements.")
+    parser.add_argument("--no-scale-out", dest="scale_out", action="store_false",
+                        help="Skip the freshness run with two compute workers at the first rate.")
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.accounts, args.seconds = min(args.events, 12_000), min(args.accounts, 1_500), 10.0
@@ -542,14 +557,17 @@ def main(argv: list[str] | None = None) -> int:
             result["workers_2"] = bench_worker(stack, events, workers=2)  # scale-out on the same 2 cores
             print("2 workers:", json.dumps(result["workers_2"]), flush=True)
             rates = [float(r) for r in args.rates.split(",") if r.strip()]
+            # each rate with one compute worker, then the first rate scaled out to two (on the same two cores)
+            runs = [(rate, 1) for rate in rates] + [(rates[0], 2)] * (args.scale_out and bool(rates))
             result["freshness"] = []
-            for rate in rates:
-                result["freshness"].append(bench_freshness(stack, events, rate, args.seconds, args.sample_every))
+            for rate, workers in runs:
+                result["freshness"].append(bench_freshness(stack, events, rate, args.seconds, args.sample_every,
+                                                           workers))
                 print("freshness:", json.dumps(result["freshness"][-1]), flush=True)
             # every events topic of this run: the backlog and each freshness run (its events plus the warm-up)
             total = len(events) + sum(f["events"] + 200 for f in result["freshness"])
-            result["bare_aiokafka"] = bench_bare_consumer(stack, ["backlog.", *(f"fresh{int(r)}." for r in rates)],
-                                                          total)
+            prefixes = ["backlog.", *(f"{freshness_prefix(rate, workers)}." for rate, workers in runs)]
+            result["bare_aiokafka"] = bench_bare_consumer(stack, prefixes, total)
             print("bare aiokafka:", json.dumps(result["bare_aiokafka"]), flush=True)
             result["faust_noop"] = bench_faust_noop(stack, "backlog.", len(events))
             print("faust no-op agent:", json.dumps(result["faust_noop"]), flush=True)

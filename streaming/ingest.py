@@ -114,14 +114,15 @@ class FeatureSinks:
 
     @staticmethod
     def table(group: WindowedFeatureGroup, updates: Sequence[FeatureUpdate]) -> pa.Table:
-        columns: dict[str, pa.Array] = {
+        # the feature columns from the rows' dicts in one Arrow call (a list per feature built in Python was a
+        # quarter of the ingestion worker's CPU); a feature a row does not carry is null, like ``dict.get``
+        schema = pa.schema([(f.name, ARROW_BY_DTYPE[f.dtype]) for f in group.features])
+        features = pa.Table.from_pylist([u.features for u in updates], schema=schema)
+        return pa.table({
             group.entity.join_key: pa.array([u.entity_key for u in updates], pa.string()),
             "event_time": pa.array([u.event_time_us for u in updates], TS),
-        }
-        for feature in group.features:
-            columns[feature.name] = pa.array([u.features.get(feature.name) for u in updates],
-                                             ARROW_BY_DTYPE[feature.dtype])
-        return pa.table(columns)
+            **{name: features.column(name) for name in schema.names},
+        })
 
     def _tables(self, updates: Sequence[FeatureUpdate]) -> tuple[dict[str, pa.Table], set[tuple[str, str, int]]]:
         """Per group, the last update per (entity, event_time) (the topic's order for that entity) as a table,
