@@ -107,10 +107,10 @@ class Settings(BaseSettings):
                                     "less within the batch window; a backlog is worked off in full batches).")
     stream_batch_window_s: float = Field(0.1, gt=0, description="Longest wait to fill a compute batch (a floor "
                                                                 "of freshness at low rates).")
-    stream_checkpoint_s: float = Field(1.0, gt=0, description="Longest time between two checkpoints of the "
-                                       "account states (changelog records, then the events' offsets): an entity "
-                                       "touched by several batches in between is written once; a crash re-reads "
-                                       "at most this much.")
+    stream_checkpoint_s: float = Field(3.0, gt=0, description="How long a changed entity state waits before it is "
+                                       "written to the changelog (an entity touched by several batches meanwhile is "
+                                       "written once), and how often the input behind written states is released "
+                                       "(offsets committed): a crash re-reads about twice this much.")
     # Tansu answers a fetch only when its max wait is over, even when records arrive earlier: every hop of the
     # stream pipeline waited up to 0.5 s (librdkafka) or 1.5 s (Faust's hard-coded aiokafka setting)
     stream_fetch_wait_ms: int = Field(50, ge=1, description="Max wait of the stream workers' fetch requests.")

@@ -18,18 +18,19 @@ Choices forced by the broker and by correctness (see /work/shared/ENVIRONMENT.md
   batch, so the reported end offset always lies past every record of every checkpoint that could have
   been committed (offsets are committed after the markers are acknowledged). Records after the
   last marker belong to an uncommitted checkpoint, whose events are re-processed after a restart anyway.
-* Checkpoints: each stage writes the states it changed and then lets the offsets of the records behind
-  them be committed every ``stream_checkpoint_s`` (and when idle), not after every batch; feature updates
-  leave as they are computed. Stage 1 commits its own offsets; stage 2 holds an extra reference on each
-  re-key record that Faust delivered and releases it after the checkpoint, so Faust commits no offset
-  whose states are not in the changelog. A rebalance drops what was not checkpointed: Faust seeks every
-  partition back to its committed offset, so it is read again.
+* Checkpoints (``streaming.checkpoints``): each batch writes the states first changed ``stream_checkpoint_s``
+  ago, so the work is spread over the batches instead of stalling the stage once a second, and the input
+  of a batch is released only once every state it changed is in the changelog (checked every
+  ``stream_checkpoint_s``, and at once when idle); feature updates leave as they are computed. Stage 1
+  commits its own offsets; stage 2 holds an extra reference on each re-key record that Faust delivered
+  and releases it then, so Faust commits no offset whose states are not in the changelog. A rebalance
+  drops what was not released: Faust seeks every partition back to its committed offset, so it is read again.
 * Changelog records go to the partition of their key's murmur2 hash (what ``use_partitioner=True``
   tells Faust to recover them with): a batch spans partitions, so the partition of the *current*
   event (Faust's default) would file an entity's record under the wrong one.
 * Feature updates, re-keyed events, dead letters and the tables' changelog records go through one
-  confluent-kafka producer (several times faster than Faust's), flushed at every checkpoint,
-  before offsets are committed (stage 1) or Faust acks the batch (stage 2).
+  confluent-kafka producer (several times faster than Faust's), flushed before offsets are committed
+  (stage 1) or Faust acks the records (stage 2).
 * Any unexpected error ends the process at once (exit code 1) instead of letting the failed batch be
   committed: a restart resumes from the last committed offsets and loses nothing.
 """
@@ -48,9 +49,10 @@ import faust
 
 from events.producer import EventProducer
 from riskpipe.settings import Settings
+from streaming.checkpoints import Checkpoints
 from streaming.compute import Consumed, StreamCompute, flush_outputs, tune_gc
 from streaming.event_source import EventSource, commit_offsets
-from streaming.state_table import CHANGELOG_MARKER, StateTable, routing_key
+from streaming.state_table import CHANGELOG_MARKER, routing_key
 from streaming.status import WorkerStatus
 from streaming.topology import (
     ensure_topics,
@@ -191,54 +193,54 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
         logging.shutdown()
         os._exit(1)
 
-    def checkpoint(table: ChangelogTable, states: StateTable) -> None:
-        """Outputs, then the dirty states' changelog records, then the markers, each acknowledged: only then may
-        the offsets of the events behind them be committed."""
-        flush_outputs(producer)
-        written = states.flush()
-        if written:  # after the flush, so each marker starts a produce batch of its own
-            flush_outputs(producer)
-            table.mark(written)
-            flush_outputs(producer)
-
-    def run_batch(process: Callable[[list[Any]], None], records: list[Any], table: ChangelogTable,
-                  states: StateTable, *, checkpointed: bool) -> None:
-        """Compute (and checkpoint when ``checkpointed``); any error exits before offsets are committed."""
+    def run_batch(process: Callable[[list[Any]], None], records: list[Any], checkpoints: Checkpoints[Any],
+                  table: ChangelogTable, written: set[bytes], *, idle: bool) -> list[Any]:
+        """Compute ``records`` and write the states that are due; when a release is due, return the inputs of the
+        batches that are fully written, once every output, changelog record and marker before them is
+        acknowledged. Any error exits before anything is released."""
         try:
             if records:
                 process(records)
-            if checkpointed:
-                checkpoint(table, states)
+            written |= checkpoints.flush_due(everything=idle)
+            releasable: list[Any] = []
+            if checkpoints.release_due(idle=idle):
+                flush_outputs(producer)
+                if written:  # after the flush, so each marker starts a produce batch of its own
+                    table.mark(written)
+                    written.clear()
+                    flush_outputs(producer)
+                checkpoints.released()
+                releasable = checkpoints.releasable()
             else:
-                producer.poll(0)  # serve delivery reports; the outputs leave now, the checkpoint waits for them
+                producer.poll(0)  # serve delivery reports; the outputs leave now, the release waits for them
         except Exception:
             crash("batch")
         status.state = "running"
         status.counters["batches"] += 1
         status.write(settings)
+        return releasable
 
-    # Stage 2 checkpoints like stage 1: the packs of its batches are *held* (one extra reference each, so the ack
-    # ``take_events`` gives them does not let Faust commit their offsets) until their states are in the changelog.
-    held: list[Any] = []
-    stage2: dict[str, Any] = {"stream": None, "last": time.monotonic()}
+    # Each stage releases the input behind its states only once they are in the changelog: stage 1 commits offsets,
+    # stage 2 holds one extra reference on each re-key record (so the ack ``take_events`` gives it does not let Faust
+    # commit its offset) and acks it then.
+    stage1: Checkpoints[dict[tuple[str, int], int]] = Checkpoints(compute.accounts, settings.stream_checkpoint_s)
+    stage2: Checkpoints[list[Any]] = Checkpoints(compute.entities, settings.stream_checkpoint_s)
+    written1: set[bytes] = set()  # keys written since the last marker, per stage
+    written2: set[bytes] = set()
+    stage2_stream: dict[str, Any] = {"stream": None, "last": time.monotonic()}
 
-    async def checkpoint_entities() -> None:
-        try:
-            checkpoint(entities, compute.entities)
-        except Exception:
-            crash("stage-2 checkpoint")
-        stream, events_done = stage2["stream"], list(held)
-        held.clear()
-        stage2["last"] = time.monotonic()
-        for event in events_done:
-            await stream.ack(event)  # the last reference: the offset may be committed
+    async def release_rekeyed(inputs: list[list[Any]]) -> None:
+        stream = stage2_stream["stream"]
+        for packs in inputs:
+            for event in packs:
+                await stream.ack(event)  # the last reference: the offset may be committed
 
     @app.on_partitions_revoked.connect
     async def stop_events(sender: Any, revoked: Any, **_: Any) -> None:
         events.want(None)  # nothing is processed until the rebalance and the table recovery are over
         # stage 2: what was not checkpointed is re-read (Faust seeks every partition to its committed offset)
-        held.clear()
-        compute.entities.discard()
+        stage2.discard()
+        written2.clear()
 
     @app.on_rebalance_complete.connect
     async def follow_tables(sender: Any, **_: Any) -> None:
@@ -247,16 +249,14 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
 
     @app.task
     async def account_features() -> None:
-        """Stage 1: a batch of events at a time, from the partitions whose account states this worker holds;
-        a checkpoint (states to the changelog, then the offsets) every ``stream_checkpoint_s`` and when idle."""
+        """Stage 1: a batch of events at a time, from the partitions whose account states this worker holds."""
         loop = asyncio.get_running_loop()
         busy = False  # the last round released a full batch: more is probably there, so do not wait for it
-        pending: dict[tuple[str, int], int] = {}  # offsets processed since the last checkpoint
-        last_checkpoint, generation = time.monotonic(), events.generation
+        generation = events.generation
         while not app.should_stop:
             if generation != events.generation:  # a rebalance: the next owner re-reads what was not checkpointed
-                compute.accounts.discard()
-                pending.clear()
+                stage1.discard()
+                written1.clear()
                 generation = events.generation
             if not events.sync():
                 await asyncio.sleep(0.05)
@@ -268,36 +268,36 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
             batch = events.take(settings.stream_batch_size, time.monotonic())
             busy = len(batch) >= settings.stream_batch_size
             if batch:
-                commit_offsets(batch, into=pending)
-            due = bool(pending) and (not batch or time.monotonic() - last_checkpoint >= settings.stream_checkpoint_s)
-            if batch or due:
-                run_batch(compute.process_events, batch, accounts, compute.accounts, checkpointed=due)
-            if due:
+                stage1.begin(commit_offsets(batch))
+            elif not len(stage1):
+                continue
+            done = run_batch(compute.process_events, batch, stage1, accounts, written1, idle=not batch)
+            if done:
+                offsets: dict[tuple[str, int], int] = {}
+                for batch_offsets in done:  # later batches' offsets win
+                    offsets.update(batch_offsets)
                 try:
-                    events.commit(pending)
+                    events.commit(offsets)
                 except Exception:
                     crash("offset commit")
-                pending.clear()
-                last_checkpoint = time.monotonic()
 
     @app.agent(rekey, name="entity-features")
     async def entity_features(stream: faust.Stream) -> None:
         """Stage 2: re-key packs (up to 500 rows a record, so Faust's per-record cost does not matter here)."""
-        stage2["stream"] = stream
+        stage2_stream["stream"] = stream
         async for packs in stream.take_events(settings.stream_batch_size, within=settings.stream_batch_window_s):
             for event in packs:
-                event.message.incref()  # released by the checkpoint that writes the states these packs changed
-            held.extend(packs)
-            run_batch(compute.process_rekeyed, [_adapt(e) for e in packs], entities, compute.entities,
-                      checkpointed=False)
-            if time.monotonic() - stage2["last"] >= settings.stream_checkpoint_s:
-                await checkpoint_entities()
+                event.message.incref()  # released once the states these packs changed are in the changelog
+            stage2.begin(packs)
+            stage2_stream["last"] = time.monotonic()
+            await release_rekeyed(run_batch(compute.process_rekeyed, [_adapt(e) for e in packs], stage2, entities,
+                                            written2, idle=False))
 
     @app.timer(settings.stream_checkpoint_s)
     async def checkpoint_idle_entities() -> None:
-        """Checkpoint stage 2 when its traffic stopped (the agent checkpoints only when a batch arrives)."""
-        if held and time.monotonic() - stage2["last"] >= settings.stream_checkpoint_s:
-            await checkpoint_entities()
+        """Write and release the rest of stage 2 when its traffic stopped (the agent runs only when packs arrive)."""
+        if len(stage2) and time.monotonic() - stage2_stream["last"] >= settings.stream_checkpoint_s:
+            await release_rekeyed(run_batch(compute.process_rekeyed, [], stage2, entities, written2, idle=True))
 
     @app.timer(settings.worker_status_interval_s)
     async def report_status() -> None:
