@@ -47,17 +47,17 @@ class FirstSeenIndex:
         # per combo its encoded ``"combo":[settled,[[t,id],...]]``, re-encoded only when it ``changed``: a hot entity
         # (a merchant paid by thousands of accounts) holds thousands of combos and is written at every checkpoint,
         # while a batch changes a few of them; serializing (even visiting) all of them each time was the largest
-        # cost of its writes. ``pieces`` may list combos in another order than ``entries``: a JSON object's order
-        # carries no meaning.
+        # cost of its writes. ``pieces`` may list combos in another order than ``entries`` (a JSON object's order
+        # carries no meaning); ``changed`` is a dict, not a set, so the bytes do not depend on string hashing.
         self.pieces: dict[str, bytes] = {}
-        self.changed: set[str] = set(self.entries)
+        self.changed: dict[str, None] = dict.fromkeys(self.entries)
         # the earliest cutoff at which ``settle`` has anything to do (it runs per update, over every combo)
         self.due: float = -_NEVER if self.entries else _NEVER
 
     def observe(self, combo: str, t: int, event_id: str, lookback_us: int) -> tuple[bool, list[str]]:
         """Record event ``(t, event_id)``; return its flag and the ids of later events it demotes."""
         entry = self.entries.get(combo)
-        self.changed.add(combo)
+        self.changed[combo] = None
         if t < self.due:
             self.due = t
         if entry is None:
@@ -89,10 +89,10 @@ class FirstSeenIndex:
                 newest = recent[n - 1][0]
                 entry[0] = newest if entry[0] is None else max(entry[0], newest)
                 del recent[:n]
-                self.changed.add(combo)
+                self.changed[combo] = None
             if entry[0] is not None and entry[0] <= cutoff - lookback_us:
                 entry[0] = None
-                self.changed.add(combo)
+                self.changed[combo] = None
             if entry[0] is None and not recent:
                 dead.append(combo)
                 continue
@@ -101,7 +101,7 @@ class FirstSeenIndex:
         for combo in dead:
             del self.entries[combo]
             self.pieces.pop(combo, None)
-            self.changed.discard(combo)
+            self.changed.pop(combo, None)
         self.due = due
 
     def encode(self) -> bytes:
