@@ -431,7 +431,7 @@ def bench_freshness(stack: _Stack, events: list[Event], rate: float, seconds: fl
             deadline = time.time() + 60
             while (read_status(where, worker) or {}).get("state") != "running":
                 if time.time() > deadline:
-                    raise RuntimeError(f"{name} did not start: see {stack.tmp}")
+                    raise RuntimeError(f"{worker} of {name} did not start: see {stack.tmp}")
                 time.sleep(0.2)
         # warm-up (not measured): until its events are readable, the group joins and first fetches are under way
         warm_up = _FreshnessWatcher(settings, groups)

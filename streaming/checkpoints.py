@@ -32,7 +32,8 @@ class Checkpoints(Generic[T]):
         self.interval_s = interval_s
         self.clock = clock
         self._open: deque[tuple[int, float, T]] = deque()  # (batch number, began at, input), oldest first
-        self.last_release = clock()
+        self.written: set[bytes] = set()  # keys written since the last release (its changelog markers)
+        self.last_release = self.last_begin = clock()
 
     def __len__(self) -> int:
         """Batches whose input is not released yet."""
@@ -40,20 +41,19 @@ class Checkpoints(Generic[T]):
 
     def begin(self, batch_input: T) -> None:
         """A batch starts: the states it stores next belong to it."""
-        self._open.append((self.states.begin_batch(), self.clock(), batch_input))
+        self.last_begin = self.clock()
+        self._open.append((self.states.begin_batch(), self.last_begin, batch_input))
 
     def flush_due(self, *, everything: bool = False) -> set[bytes]:
         """Write the entities first changed by batches that began ``interval_s`` ago or earlier (all of them
-        when ``everything``, e.g. when the stage is idle); return the keys written."""
-        if everything:
-            return self.states.flush()
-        cutoff = self.clock() - self.interval_s
-        before = self.states.batch + 1
-        for number, began, _ in self._open:
-            if began > cutoff:
-                before = number
-                break
-        return self.states.flush(before)
+        when ``everything``, e.g. when the stage is idle); return the keys written (also kept in ``written``)."""
+        before = None
+        if not everything:
+            cutoff = self.clock() - self.interval_s
+            before = next((number for number, began, _ in self._open if began > cutoff), self.states.batch + 1)
+        written = self.states.flush(before)
+        self.written |= written
+        return written
 
     def releasable(self) -> list[T]:
         """Take the inputs of the open batches whose every change is written (oldest first)."""
@@ -68,10 +68,16 @@ class Checkpoints(Generic[T]):
         or at once when the stage is idle."""
         return bool(self._open) and (idle or self.clock() - self.last_release >= self.interval_s)
 
+    def idle(self) -> bool:
+        """No batch began for ``interval_s`` while some input is still held."""
+        return bool(self._open) and self.clock() - self.last_begin >= self.interval_s
+
     def released(self) -> None:
+        self.written.clear()
         self.last_release = self.clock()
 
     def discard(self) -> None:
         """A rebalance: forget the open batches and the unwritten states (their input is read again)."""
         self._open.clear()
+        self.written.clear()
         self.states.discard()

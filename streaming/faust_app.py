@@ -194,20 +194,19 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
         os._exit(1)
 
     def run_batch(process: Callable[[list[Any]], None], records: list[Any], checkpoints: Checkpoints[Any],
-                  table: ChangelogTable, written: set[bytes], *, idle: bool) -> list[Any]:
+                  table: ChangelogTable, *, idle: bool) -> list[Any]:
         """Compute ``records`` and write the states that are due; when a release is due, return the inputs of the
         batches that are fully written, once every output, changelog record and marker before them is
         acknowledged. Any error exits before anything is released."""
         try:
             if records:
                 process(records)
-            written |= checkpoints.flush_due(everything=idle)
+            checkpoints.flush_due(everything=idle)
             releasable: list[Any] = []
             if checkpoints.release_due(idle=idle):
                 flush_outputs(producer)
-                if written:  # after the flush, so each marker starts a produce batch of its own
-                    table.mark(written)
-                    written.clear()
+                if checkpoints.written:  # after the flush, so each marker starts a produce batch of its own
+                    table.mark(checkpoints.written)
                     flush_outputs(producer)
                 checkpoints.released()
                 releasable = checkpoints.releasable()
@@ -225,9 +224,7 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
     # commit its offset) and acks it then.
     stage1: Checkpoints[dict[tuple[str, int], int]] = Checkpoints(compute.accounts, settings.stream_checkpoint_s)
     stage2: Checkpoints[list[Any]] = Checkpoints(compute.entities, settings.stream_checkpoint_s)
-    written1: set[bytes] = set()  # keys written since the last marker, per stage
-    written2: set[bytes] = set()
-    stage2_stream: dict[str, Any] = {"stream": None, "last": time.monotonic()}
+    stage2_stream: dict[str, Any] = {"stream": None}
 
     async def release_rekeyed(inputs: list[list[Any]]) -> None:
         stream = stage2_stream["stream"]
@@ -240,7 +237,6 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
         events.want(None)  # nothing is processed until the rebalance and the table recovery are over
         # stage 2: what was not checkpointed is re-read (Faust seeks every partition to its committed offset)
         stage2.discard()
-        written2.clear()
 
     @app.on_rebalance_complete.connect
     async def follow_tables(sender: Any, **_: Any) -> None:
@@ -256,7 +252,6 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
         while not app.should_stop:
             if generation != events.generation:  # a rebalance: the next owner re-reads what was not checkpointed
                 stage1.discard()
-                written1.clear()
                 generation = events.generation
             if not events.sync():
                 await asyncio.sleep(0.05)
@@ -271,7 +266,7 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
                 stage1.begin(commit_offsets(batch))
             elif not len(stage1):
                 continue
-            done = run_batch(compute.process_events, batch, stage1, accounts, written1, idle=not batch)
+            done = run_batch(compute.process_events, batch, stage1, accounts, idle=not batch)
             if done:
                 offsets: dict[tuple[str, int], int] = {}
                 for batch_offsets in done:  # later batches' offsets win
@@ -289,15 +284,14 @@ def build_app(settings: Settings, group_plans: Sequence[GroupPlan] | None = None
             for event in packs:
                 event.message.incref()  # released once the states these packs changed are in the changelog
             stage2.begin(packs)
-            stage2_stream["last"] = time.monotonic()
             await release_rekeyed(run_batch(compute.process_rekeyed, [_adapt(e) for e in packs], stage2, entities,
-                                            written2, idle=False))
+                                            idle=False))
 
     @app.timer(settings.stream_checkpoint_s)
     async def checkpoint_idle_entities() -> None:
         """Write and release the rest of stage 2 when its traffic stopped (the agent runs only when packs arrive)."""
-        if len(stage2) and time.monotonic() - stage2_stream["last"] >= settings.stream_checkpoint_s:
-            await release_rekeyed(run_batch(compute.process_rekeyed, [], stage2, entities, written2, idle=True))
+        if stage2.idle():
+            await release_rekeyed(run_batch(compute.process_rekeyed, [], stage2, entities, idle=True))
 
     @app.timer(settings.worker_status_interval_s)
     async def report_status() -> None:

@@ -63,16 +63,15 @@ class StateTable:
         self.plans = dict(plans)
         self._cache: dict[str, tuple[bytes, dict[str, EntityState]]] = {}
         self._cache_entries = cache_entries
-        # stored since the last flush, not yet in the table; in the order they were first changed, with the batch
-        self._dirty: dict[str, dict[str, EntityState]] = {}
-        self._since: dict[str, int] = {}
+        # stored since the last flush, not yet in the table: (the batch that first changed them, states), in that order
+        self._dirty: dict[str, tuple[int, dict[str, EntityState]]] = {}
         self.batch = 0  # the number of the current batch (``begin_batch``)
         self._generation = time.time_ns()  # chunk generations: unique across restarts of the worker
 
     def load(self, key: str) -> dict[str, EntityState]:
         dirty = self._dirty.get(key)
         if dirty is not None:
-            return dirty
+            return dirty[1]
         raw = self.table.get(key.encode())
         if raw is None:
             return {}
@@ -93,9 +92,7 @@ class StateTable:
 
     def store(self, key: str, states: dict[str, EntityState]) -> None:
         """Keep ``states`` as the entity's current value; the table gets it at a ``flush``."""
-        if key not in self._dirty:
-            self._since[key] = self.batch
-        self._dirty[key] = states
+        self._dirty[key] = (self._dirty.get(key, (self.batch,))[0], states)
 
     @property
     def dirty(self) -> int:
@@ -105,17 +102,16 @@ class StateTable:
     @property
     def oldest_dirty(self) -> int | None:
         """The earliest batch with a change not yet flushed (None: the table holds everything)."""
-        return next(iter(self._since.values()), None)
+        return next((since for since, _ in self._dirty.values()), None)
 
     def flush(self, before: int | None = None) -> set[bytes]:
         """Write the dirty entities first changed before batch ``before`` (all of them when None) once each;
         return the entity keys written (for the changelog markers)."""
         written = set()
         due = list(self._dirty) if before is None else list(
-            itertools.takewhile(lambda key: self._since[key] < before, self._since))
+            itertools.takewhile(lambda key: self._dirty[key][0] < before, self._dirty))
         for key in due:
-            states = self._dirty.pop(key)
-            del self._since[key]
+            states = self._dirty.pop(key)[1]
             encoded = key.encode()
             previous = self.table.get(encoded)
             live = {name: state for name, state in states.items() if not state.empty}
@@ -179,5 +175,4 @@ class StateTable:
     def discard(self) -> None:
         """Forget what was not flushed (after a rebalance its events are re-read from the committed offsets)."""
         self._dirty.clear()
-        self._since.clear()
         self._cache.clear()

@@ -53,6 +53,7 @@ def test_each_batch_writes_what_changed_an_interval_ago_and_releases_only_fully_
     assert checkpoints.flush_due() == {b"a3"}
     assert checkpoints.releasable() == ["offsets-2"]  # batch 3 still has a1 unwritten
     assert checkpoints.flush_due(everything=True) == {b"a1"}  # idle: everything, everything released
+    assert checkpoints.written == {b"a1", b"a2", b"a3"}  # what the next release marks in the changelog
     assert checkpoints.releasable() == ["offsets-3"] and len(checkpoints) == 0
     assert store.oldest_dirty is None
 
@@ -66,7 +67,8 @@ def test_a_release_is_due_every_interval_or_when_idle_and_a_discard_forgets_the_
     clock.now = 101.0
     assert checkpoints.release_due()
     checkpoints.released()
-    assert not checkpoints.release_due()
+    assert not checkpoints.release_due() and not checkpoints.written
+    assert checkpoints.idle()  # no batch for an interval, input still held
     _touch(checkpoints.states, "a1", _rows(PLAN, 1))
     checkpoints.discard()  # a rebalance
     assert len(checkpoints) == 0 and checkpoints.states.dirty == 0 and checkpoints.states.load("a1") == {}
