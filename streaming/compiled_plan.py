@@ -11,6 +11,9 @@ the group's specs are written out as Python source instead and compiled once:
 * ``append(columns, values, flags)``: the same, appended to the columns (an in-order event).
 * ``evaluate(times, columns, t)``: every feature as of ``t``: one bisect per distinct window length,
   then per spec the nested windows grow outward (each event of the largest window is read once).
+* ``slide(times, columns, t, a)``: the same features, moved from the previous point's running aggregates
+  in ``a`` (``streaming.running``): a busy entity's point costs what entered and left its windows, not
+  the windows' events (``window_state.evaluate_row`` picks one or the other).
 
 ``CompiledGroup.source`` holds the generated text (print it to debug a group). The semantics are
 ``streaming.window_state``'s (checked against the oracle by the property tests): non-matching or
@@ -29,6 +32,7 @@ from typing import Any
 
 from features.definitions.filters import Filter
 from streaming.compiled_filters import NAMESPACE, present_source, where_source
+from streaming.running import ExactSum, count_in, count_out, multiset
 
 POS_INF = float("inf")  # neutral element of min: never smaller than a real value (identity marks it)
 NEG_INF = float("-inf")  # neutral element of max
@@ -57,7 +61,8 @@ def _extreme(pick: Callable[..., Any], neutral: float) -> Callable[[list[Any]], 
 
 
 _RUNTIME = {**NAMESPACE, "_bisect": bisect_right, "_sum": sum, "_POS_INF": POS_INF, "_NEG_INF": NEG_INF,
-            "_min": _extreme(min, POS_INF), "_max": _extreme(max, NEG_INF)}
+            "_min": _extreme(min, POS_INF), "_max": _extreme(max, NEG_INF), "_ExactSum": ExactSum,
+            "_multiset": multiset, "_count_in": count_in, "_count_out": count_out}
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,10 @@ class CompiledGroup:
     contributions: Callable[[Sequence[Any], Sequence[Any]], list[Any]]
     append: Callable[[list[list[Any]], Sequence[Any], Sequence[Any]], None]
     evaluate: Callable[[list[int], list[list[Any]], int], list[Any]]
+    slide: Callable[[list[int], list[list[Any]], int, list[Any]], list[Any]]
     n_columns: int
+    n_windows: int
+    slide_size: int  # length of ``slide``'s list
     source: str
 
 
@@ -139,22 +147,116 @@ def _spec_source(lines: list[str], spec: Spec, columns: _Columns, lows: list[str
         raise ValueError(f"aggregation function {function!r} has no stream implementation")
 
 
+def _bounds(lines: list[str], windows: list[int], lo_name: dict[int, str], indent: str, first: str,
+            lowest: Callable[[int], str]) -> None:
+    """``hi`` and every window's lower edge as of ``t``; ``first``/``lowest(k)`` bound the searches from below."""
+    lines.append(f"{indent}hi = _bisect(times, t, {first})")
+    edge = "hi"
+    for k, w in enumerate(windows):  # ascending lengths: each lower edge is at or before the previous one
+        lines.append(f"{indent}{lo_name[w]} = _bisect(times, t - {w}, {lowest(k)}, {edge})")
+        edge = lo_name[w]
+
+
+_RUNNING = ("count", "sum", "mean", "count_distinct")  # the functions ``slide`` keeps a running aggregate of
+
+
+def _slide_source(specs: Sequence[Spec], columns: _Columns, windows: list[int], lo_name: dict[int, str]
+                  ) -> tuple[list[str], int]:
+    """``slide(times, cols, t, a)``: ``evaluate`` for a point at or after the previous one of ``a``.
+
+    ``a`` is ``[t, hi, lower edge per window, running aggregate per (spec, window)]`` of the previous point
+    (``a[0]`` None: none yet, build every aggregate from its window). Each aggregate adds what entered at
+    ``hi`` and takes out what left at its lower edge (``streaming.running``), so a point costs what changed
+    since the previous one instead of the whole window. Unfiltered counts, ``last``, min and max read the
+    window as ``evaluate`` does (``hi - lo``, a scan from ``hi``, and min/max cannot take values out).
+    """
+    slot = {w: 2 + k for k, w in enumerate(windows)}  # where each window's previous lower edge is kept
+    build, adds, read = [], [], []
+    removes: dict[int, list[str]] = {w: [] for w in windows}
+    entered: set[str] = set()
+
+    def enter(column: int, total: bool = False) -> str:
+        """What entered column ``column`` since the previous point (its sum with ``total``), computed once."""
+        name = f"{'sum' if total else 'add'}_{column}"
+        if name not in entered:
+            if total:
+                enter(column)
+            adds.append(f"        {name} = _sum(add_{column})" if total else f"        {name} = cols[{column}][hi0:hi]")
+            entered.add(name)
+        return name
+
+    kept: dict[tuple[str, int, int], str] = {}  # (kind, column, window) -> its slot: one aggregate serves all
+
+    def running(kind: str, column: int, w: int) -> str:
+        """The slot of the running ``kind`` ("sum", "exact" or "multiset") of column ``column`` over window ``w``."""
+        if (kind, column, w) not in kept:
+            cell, whole, left = f"a[{2 + len(windows) + len(kept)}]", f"cols[{column}][{lo_name[w]}:hi]", \
+                f"cols[{column}][a[{slot[w]}]:{lo_name[w]}]"
+            if kind == "multiset":
+                build.append(f"        {cell} = _multiset({whole})")
+                adds.append(f"        _count_in({cell}, {enter(column)})")
+                removes[w].append(f"        _count_out({cell}, {left})")
+            elif kind == "exact":
+                build.append(f"        {cell} = _ExactSum.of({whole})")
+                adds.append(f"        {cell}.add({enter(column)})")
+                removes[w].append(f"        {cell}.add({left}, -1)")
+            else:
+                build.append(f"        {cell} = _sum({whole})")
+                adds.append(f"        {cell} += {enter(column, total=True)}")
+                removes[w].append(f"        {cell} -= _sum({left})")
+            kept[(kind, column, w)] = cell
+        return kept[(kind, column, w)]
+
+    for spec in specs:
+        if spec.function not in _RUNNING or (spec.function == "count" and not spec.where):
+            _spec_source(read, spec, columns, [lo_name[w] for w in spec.windows_us])
+            continue
+        read.append(f"    # {spec.function}({spec.column or '*'}) where {where_source(spec.where)}: running")
+        kind = ("multiset" if spec.function == "count_distinct" else
+                "exact" if spec.function in ("sum", "mean") and not spec.integer else "sum")
+        if spec.function == "count":
+            i = columns.indicator(spec, None)
+        else:
+            i = columns.value(spec, {"multiset": "None", "exact": "0.0", "sum": "0"}[kind])
+        for name, w in zip(spec.names, spec.windows_us, strict=True):
+            cell = running(kind, i, w)
+            if spec.function == "mean":
+                count = running("sum", columns.indicator(spec, spec.column), w)  # its present values
+                mean = f"{cell}.over({count})" if kind == "exact" else f"{cell} / {count}"
+                read.append(f"    f_{name} = {mean} if {count} else None")
+            elif kind == "multiset":
+                read.append(f"    f_{name} = len({cell}) - (None in {cell})")
+            else:
+                read.append(f"    f_{name} = {cell}.over()" if kind == "exact" else f"    f_{name} = {cell}")
+    lines = ["def slide(times, cols, t, a):", "    if a[0] is None:"]
+    _bounds(lines, windows, lo_name, "        ", "0", lambda k: "0")
+    lines += build
+    lines += ["    else:", "        hi0 = a[1]"]
+    _bounds(lines, windows, lo_name, "        ", "hi0", lambda k: f"a[{slot[windows[k]]}]")
+    # entering and leaving, each only where it happened (a point mostly adds its event and removes nothing)
+    for test, body in (("hi0 != hi", adds), *((f"a[{slot[w]}] != {lo_name[w]}", removes[w]) for w in windows)):
+        if body:
+            lines += [f"        if {test}:", *("    " + line for line in body)]
+    lines.append(f"    a[0], a[1], {''.join(f'a[{slot[w]}], ' for w in windows)}= t, hi, "
+                 f"{', '.join(lo_name[w] for w in windows)}")
+    lines += read
+    return lines, 2 + len(windows) + len(kept)
+
+
 def compile_group(specs: Sequence[Spec], row_columns: Sequence[str], flag_names: Sequence[str]) -> CompiledGroup:
-    """Generate and compile the group's ``contributions`` and ``evaluate`` (``row_columns``: the event values'
-    order, ``flag_names``: the first-seen flags' order)."""
+    """Generate and compile the group's ``contributions``, ``append``, ``evaluate`` and ``slide`` (``row_columns``:
+    the event values' order, ``flag_names``: the first-seen flags' order)."""
     columns = _Columns()
     windows = sorted({w for spec in specs for w in spec.windows_us})
     lo_name = {w: f"lo_{w // 1_000_000}s" if w % 1_000_000 == 0 else f"lo_{w}us" for w in windows}
-    evaluate = ["def evaluate(times, cols, t):", "    hi = _bisect(times, t)"]
-    edge = "hi"
-    for w in windows:  # ascending lengths: each lower edge is at or before the previous one
-        evaluate.append(f"    {lo_name[w]} = _bisect(times, t - {w}, 0, {edge})")
-        edge = lo_name[w]
+    evaluate = ["def evaluate(times, cols, t):"]
+    _bounds(evaluate, windows, lo_name, "    ", "0", lambda k: "0")
     for spec in specs:
         _spec_source(evaluate, spec, columns, [lo_name[w] for w in spec.windows_us])
-    evaluate.append("    return [")
-    evaluate += [f"        f_{name}," for spec in specs for name in spec.names]
-    evaluate.append("    ]")
+    slide, slide_size = _slide_source(specs, columns, windows, lo_name)
+    features = ["    return [", *(f"        f_{name}," for spec in specs for name in spec.names), "    ]"]
+    evaluate += features
+    slide += features
 
     row = []  # the event's values and flags as locals, and whether each one read is present
     for names, sequence in ((row_columns, "values"), (flag_names, "flags")):
@@ -168,8 +270,8 @@ def compile_group(specs: Sequence[Spec], row_columns: Sequence[str], flag_names:
     append += [f"    cols[{i}].append({expression})" for i, expression in enumerate(columns.expressions)]
     append.append("    return None")
 
-    source = "\n\n\n".join("\n".join(f) for f in (contributions, append, evaluate)) + "\n"
+    source = "\n\n\n".join("\n".join(f) for f in (contributions, append, evaluate, slide)) + "\n"
     namespace = dict(_RUNTIME)
     exec(compile(source, "<stream group plan>", "exec"), namespace)  # built from validated definitions only
-    return CompiledGroup(namespace["contributions"], namespace["append"], namespace["evaluate"],
-                         len(columns.expressions), source)
+    return CompiledGroup(namespace["contributions"], namespace["append"], namespace["evaluate"], namespace["slide"],
+                         len(columns.expressions), len(windows), slide_size, source)
