@@ -106,10 +106,15 @@ class _Columns:
 
 def _nested(lines: list[str], spec: Spec, lows: list[str], first: str, grow: str, result: str) -> None:
     """Windows of one spec grow outward from the right edge ``hi``: ``first`` over ``[lows[0]:hi]``, then
-    ``grow`` over each ring ``[lows[k]:lows[k-1]]``; ``result`` reads the accumulator into the feature."""
+    ``grow`` over each ring ``[lows[k]:lows[k-1]]`` that holds events (an entity's events often all sit in its
+    shortest window: an empty ring costs a comparison, not a slice and a call); ``result`` reads the accumulator
+    into the feature."""
     edge = "hi"
     for k, (name, lo) in enumerate(zip(spec.names, lows, strict=True)):
-        lines.append("    " + (first if k == 0 else grow).format(lo=lo, edge=edge))
+        if k == 0:
+            lines.append("    " + first.format(lo=lo, edge=edge))
+        else:
+            lines += [f"    if {lo} != {edge}:", "        " + grow.format(lo=lo, edge=edge)]
         lines.append(f"    f_{name} = {result}")
         edge = lo
 
