@@ -73,6 +73,10 @@ class FeatureSinks:
                  online: RedisOnlineStore, open_offline: Callable[[], OfflineStore] | None = None) -> None:
         self.settings = settings
         self.groups = {g.name: g for g in groups}
+        # a group's ``features`` builds its feature models afresh on every call: a fifth of ingestion's CPU when
+        # each pack's check and each table asked for them, so the names and the Arrow schema are kept per group
+        self._schemas = {g.name: pa.schema([(f.name, ARROW_BY_DTYPE[f.dtype]) for f in g.features]) for g in groups}
+        self._names = {name: frozenset(schema.names) for name, schema in self._schemas.items()}
         self.online = online
         self.open_offline = open_offline or (lambda: open_offline_store(settings, OFFLINE_LOCK_WAIT_S))
 
@@ -85,7 +89,7 @@ class FeatureSinks:
             return f"group {update.group!r} version {update.version} is not the current v{group.version}"
         if update.join_key != group.entity.join_key:
             return f"join_key {update.join_key!r} is not {group.entity.join_key!r}"
-        unknown = set(update.features) - {f.name for f in group.features}
+        unknown = set(update.features) - self._names[group.name]
         if unknown:
             return f"unknown feature(s) {sorted(unknown)} for group {update.group!r}"
         return None
@@ -112,11 +116,10 @@ class FeatureSinks:
         rejected = {id(u) for u, _ in bad}
         return [u for u in updates if id(u) not in rejected], bad
 
-    @staticmethod
-    def table(group: WindowedFeatureGroup, updates: Sequence[FeatureUpdate]) -> pa.Table:
+    def table(self, group: WindowedFeatureGroup, updates: Sequence[FeatureUpdate]) -> pa.Table:
         # the feature columns from the rows' dicts in one Arrow call (a list per feature built in Python was a
         # quarter of the ingestion worker's CPU); a feature a row does not carry is null, like ``dict.get``
-        schema = pa.schema([(f.name, ARROW_BY_DTYPE[f.dtype]) for f in group.features])
+        schema = self._schemas[group.name]
         features = pa.Table.from_pylist([u.features for u in updates], schema=schema)
         return pa.table({
             group.entity.join_key: pa.array([u.entity_key for u in updates], pa.string()),

@@ -28,7 +28,7 @@ def test_updates_that_do_not_fit_the_dtypes_are_split_off_and_the_table_keeps_th
     assert fit == [good, partial]
     assert [u for u, _ in unfit] == [bad] and "do not fit the declared dtypes" in unfit[0][1]
 
-    table = FeatureSinks.table(group, fit)
+    table = sinks.table(group, fit)
     assert table.column_names == ["account_id", "event_time", *names]
     assert table.schema.field(count).type == pa.int64() and table.schema.field(amount).type == pa.float64()
     assert table.column(count).to_pylist() == [3, 1] and table.column(amount).to_pylist() == [12.5, None]
