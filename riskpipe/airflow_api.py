@@ -9,7 +9,9 @@ one ``airflow standalone`` generated (``riskpipe status`` prints it).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -72,11 +74,17 @@ class AirflowClient:
             time.sleep(2)
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-        """Start a run now (unpausing the DAG first); returns its run id."""
+        """Start a run now (unpausing the DAG first); returns its run id.
+
+        The run id is chosen here, so the POST is safe to repeat after a 500 whose run may have been created:
+        the repeat then answers 409 (that id exists), and the run is ours."""
         self._json(self._idempotent("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False}))
-        body = self._json(self.http.post(f"/api/v2/dags/{dag_id}/dagRuns",
-                                         json={"logical_date": None, "conf": conf or {}}))
-        return str(body["dag_run_id"])
+        run_id = f"manual__{datetime.now(UTC).isoformat()}_{uuid.uuid4().hex[:8]}"
+        response = self._idempotent("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+                                    json={"dag_run_id": run_id, "logical_date": None, "conf": conf or {}})
+        if response.status_code == 409:
+            return run_id
+        return str(self._json(response)["dag_run_id"])
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self._json(self._idempotent("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")))
