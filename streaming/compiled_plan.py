@@ -73,7 +73,7 @@ class CompiledGroup:
     slide: Callable[[list[int], list[list[Any]], int, list[Any]], list[Any]]
     n_columns: int
     n_windows: int
-    slide_size: int  # length of ``slide``'s list
+    n_running: int  # running aggregates in ``slide``'s list (after its point, ``hi`` and the lower edges)
     source: str
 
 
@@ -245,7 +245,7 @@ def _slide_source(specs: Sequence[Spec], columns: _Columns, windows: list[int], 
     lines.append(f"    a[0], a[1], {''.join(f'a[{slot[w]}], ' for w in windows)}= t, hi, "
                  f"{', '.join(lo_name[w] for w in windows)}")
     lines += read
-    return lines, 2 + len(windows) + len(kept)
+    return lines, len(kept)
 
 
 def compile_group(specs: Sequence[Spec], row_columns: Sequence[str], flag_names: Sequence[str]) -> CompiledGroup:
@@ -258,7 +258,7 @@ def compile_group(specs: Sequence[Spec], row_columns: Sequence[str], flag_names:
     _bounds(evaluate, windows, lo_name, "    ", "0", lambda k: "0")
     for spec in specs:
         _spec_source(evaluate, spec, columns, [lo_name[w] for w in spec.windows_us])
-    slide, slide_size = _slide_source(specs, columns, windows, lo_name)
+    slide, n_running = _slide_source(specs, columns, windows, lo_name)
     features = ["    return [", *(f"        f_{name}," for spec in specs for name in spec.names), "    ]"]
     evaluate += features
     slide += features
@@ -279,4 +279,4 @@ def compile_group(specs: Sequence[Spec], row_columns: Sequence[str], flag_names:
     namespace = dict(_RUNTIME)
     exec(compile(source, "<stream group plan>", "exec"), namespace)  # built from validated definitions only
     return CompiledGroup(namespace["contributions"], namespace["append"], namespace["evaluate"], namespace["slide"],
-                         len(columns.expressions), len(windows), slide_size, source)
+                         len(columns.expressions), len(windows), n_running, source)

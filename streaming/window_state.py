@@ -208,11 +208,10 @@ class GroupPlan:
             compiled.append)
         self._evaluate = compiled.evaluate
         self._slide = compiled.slide
-        self._slide_size = compiled.slide_size
+        self._slide_running = compiled.n_running
         self.slide_lowest = 1 + compiled.n_windows  # in a slide: the largest window's lower edge (the lowest)
-        running = compiled.slide_size - 1 - self.slide_lowest
         # the state size from which ``evaluate_row`` moves running aggregates (tests pass 0: always)
-        self.slide_from = SLIDE_EVENTS_PER_AGGREGATE * running if slide_from is None else slide_from
+        self.slide_from = SLIDE_EVENTS_PER_AGGREGATE * compiled.n_running if slide_from is None else slide_from
         # evaluation order (spec by spec, windows ascending, groups in order): what ``evaluate_row`` returns
         self.output_names: tuple[str, ...] = tuple(name for spec in self.specs for name in spec.names)
         if len(set(self.output_names)) != len(self.output_names):
@@ -224,7 +223,7 @@ class GroupPlan:
 
     def new_slide(self) -> list[Any]:
         """``slide``'s list before its first point: no point yet, every position 0, no aggregates."""
-        return [None, *[0] * self.slide_lowest, *[None] * (self._slide_size - 1 - self.slide_lowest)]
+        return [None, *[0] * self.slide_lowest, *[None] * self._slide_running]
 
     @property
     def group_names(self) -> tuple[str, ...]:
