@@ -54,6 +54,53 @@ class FeatureUpdate:
 Row = list[Any]  # [entity_key, event_time_us, correction, [values in ``names`` order]]
 
 
+@dataclass(frozen=True, slots=True)
+class UpdatePack:
+    """The rows of one message (or of updates of one group version) column by column.
+
+    Ingestion builds its Arrow columns straight from these lists: an object with a dict per row, then
+    ``Table.from_pylist``, cost more CPU than the stores' writes. ``values[i]`` is row i in ``names`` order.
+    """
+
+    group: str
+    version: int
+    join_key: str
+    names: tuple[str, ...]
+    keys: list[str]
+    times: list[int]
+    corrections: list[bool]
+    values: list[list[Any]]
+    emitted_at: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def row(self, i: int) -> UpdatePack:
+        """A pack of row ``i`` alone (to set one row apart, e.g. dead-letter it)."""
+        return UpdatePack(self.group, self.version, self.join_key, self.names, self.keys[i:i + 1],
+                          self.times[i:i + 1], self.corrections[i:i + 1], self.values[i:i + 1], self.emitted_at)
+
+    def updates(self) -> list[FeatureUpdate]:
+        """One object per row (tests, tools, dead letters); a feature name listed twice keeps its last value."""
+        rows = zip(self.keys, self.times, self.corrections, self.values, strict=True)
+        return [FeatureUpdate(self.group, self.version, self.join_key, key, t,
+                              dict(zip(self.names, values, strict=True)), correction, self.emitted_at)
+                for key, t, correction, values in rows]
+
+
+def pack_updates(updates: Sequence[FeatureUpdate]) -> UpdatePack:
+    """Updates of one group version as one pack; a feature an update does not carry is None in its row."""
+    if not updates:
+        raise UpdateError("feature update: no updates to pack")
+    first = updates[0]
+    if any((u.group, u.version, u.join_key) != (first.group, first.version, first.join_key) for u in updates):
+        raise UpdateError("feature update: one message holds updates of one group version")
+    names = tuple(dict.fromkeys(n for u in updates for n in u.features))
+    return UpdatePack(first.group, first.version, first.join_key, names, [u.entity_key for u in updates],
+                      [u.event_time_us for u in updates], [u.correction for u in updates],
+                      [[u.features.get(n) for n in names] for u in updates], first.emitted_at)
+
+
 def encode_rows(group: str, version: int, join_key: str, names: Sequence[str], rows: Sequence[Row],
                 emitted_at: float | None) -> bytes:
     """One message for ``rows`` of one group (the hot path of the compute worker: no per-row objects).
@@ -67,14 +114,9 @@ def encode_rows(group: str, version: int, join_key: str, names: Sequence[str], r
 
 def encode_updates(updates: Sequence[FeatureUpdate]) -> bytes:
     """One message for updates of one group (tests, tools); compute uses ``encode_rows``."""
-    if not updates:
-        raise UpdateError("feature update: nothing to encode")
-    first = updates[0]
-    if any((u.group, u.version, u.join_key) != (first.group, first.version, first.join_key) for u in updates):
-        raise UpdateError("feature update: one message holds updates of one group version")
-    names = list(dict.fromkeys(n for u in updates for n in u.features))
-    rows = [[u.entity_key, u.event_time_us, u.correction, [u.features.get(n) for n in names]] for u in updates]
-    return encode_rows(first.group, first.version, first.join_key, names, rows, first.emitted_at)
+    pack = pack_updates(updates)
+    rows = [list(row) for row in zip(pack.keys, pack.times, pack.corrections, pack.values, strict=True)]
+    return encode_rows(pack.group, pack.version, pack.join_key, pack.names, rows, pack.emitted_at)
 
 
 def pack_rows(rows: Sequence[Row], limit: int = MAX_ROWS_PER_MESSAGE) -> list[Sequence[Row]]:
@@ -92,6 +134,11 @@ def _field(payload: dict[str, Any], name: str, kind: type | tuple[type, ...]) ->
 
 
 def decode_updates(value: bytes | None) -> list[FeatureUpdate]:
+    """One record value as update objects (tests, tools); ingestion uses the pack's columns instead."""
+    return decode_pack(value).updates()
+
+
+def decode_pack(value: bytes | None) -> UpdatePack:
     """Parse and check one record value; raises ``UpdateError`` naming the offending field (the whole
     message is rejected: its rows were written together, so a broken one says the writer is broken)."""
     if not value:
@@ -110,8 +157,7 @@ def decode_updates(value: bytes | None) -> list[FeatureUpdate]:
     names = _field(payload, "features", list)
     if not all(isinstance(n, str) for n in names):
         raise UpdateError("feature update: field 'features' must list feature names")
-    emitted_at = payload.get("emitted_at")
-    out = []
+    pack = UpdatePack(group, version, join_key, tuple(names), [], [], [], [], payload.get("emitted_at"))
     for i, row in enumerate(_field(payload, "rows", list)):
         try:
             key, t, correction, values = row
@@ -123,6 +169,8 @@ def decode_updates(value: bytes | None) -> list[FeatureUpdate]:
         if not isinstance(values, list) or len(values) != len(names):
             raise UpdateError(f"feature update: rows[{i}] has {len(values) if isinstance(values, list) else 'no'} "
                               f"values for {len(names)} features")
-        out.append(FeatureUpdate(group, version, join_key, key, t, dict(zip(names, values, strict=True)),
-                                 bool(correction), emitted_at))
-    return out
+        pack.keys.append(key)
+        pack.times.append(t)
+        pack.corrections.append(bool(correction))
+        pack.values.append(values)
+    return pack

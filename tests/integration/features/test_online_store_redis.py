@@ -213,3 +213,31 @@ def test_large_batch_crossing_script_and_pipeline_chunks_is_fully_applied(store:
     picks = [0, 249, 250, 9_999, 10_000, n - 1]
     vectors = store.read_many([{"account_id": keys[i]} for i in picks], [TXN], now=NOW)
     assert [v["txn"].values["count"] for v in vectors] == picks
+
+
+def test_several_groups_are_one_round_trip_and_all_are_checked_before_any_is_sent(
+    client: redis.Redis, unique: str
+) -> None:
+    executes = []
+
+    class CountingRedis(redis.Redis):
+        def pipeline(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            pipe = super().pipeline(*args, **kwargs)
+            original = pipe.execute
+            pipe.execute = lambda *a, **k: (executes.append(len(pipe.command_stack)), original(*a, **k))[1]
+            return pipe
+
+    store = RedisOnlineStore(
+        CountingRedis(connection_pool=client.connection_pool), prefix=unique, expiry_grace=timedelta(days=3650)
+    )
+    txn = _rows(account_id=["a", "b"], event_time=[NOW, NOW], count=[1, 2])
+    assert store.write_batches([(TXN, txn), (DEV, _rows(device_id=["d"], event_time=[NOW], accounts=[5]))]) == 3
+    assert executes == [2]  # one script call per group, one execute
+    vec = store.read({"account_id": "b", "device_id": "d"}, [TXN, DEV], now=NOW)
+    assert (vec["txn"].values["count"], vec["dev"].values["accounts"]) == (2, 5)
+
+    later = NOW + timedelta(seconds=1)
+    with pytest.raises(UsageError, match="unknown column"):
+        store.write_batches([(TXN, _rows(account_id=["a"], event_time=[later], count=[9])),
+                             (DEV, _rows(device_id=["d"], event_time=[later], bogus=[1]))])
+    assert store.read({"account_id": "a"}, [TXN], now=later)["txn"].values["count"] == 1  # nothing was sent

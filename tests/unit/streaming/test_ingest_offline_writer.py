@@ -31,10 +31,10 @@ class _SlowOfflineSinks:
         self.release = threading.Event()
         self.offline: list[list[Any]] = []
 
-    def write_offline(self, updates: list[Any]) -> dict[str, int]:
+    def write_offline(self, batches: list[Any]) -> dict[str, int]:
         assert self.release.wait(10), "the test never released the offline write"
-        self.offline.append(list(updates))
-        return {"offline": len(updates)}
+        self.offline.append(list(batches))
+        return {"offline": len(batches)}
 
 
 class _Consumer:
@@ -54,7 +54,7 @@ def test_offsets_are_committed_only_after_the_offline_append_and_the_loop_does_n
     consumer = _Consumer()
     try:
         worker._unsaved = [_Msg(0, 5), _Msg(0, 6), _Msg(1, 2)]  # already in Redis
-        worker._unsaved_updates = ["u1", "u2", "u3"]  # type: ignore[list-item]
+        worker._unsaved_batches = ["b1", "b2", "b3"]  # type: ignore[list-item]  # their prepared micro-batches
         worker._save_offline()  # returns while the append is still blocked: the loop goes on writing Redis
         assert sinks.offline == [] and worker._unsaved == []
         worker._commit_saved(consumer, wait=False)
@@ -62,7 +62,7 @@ def test_offsets_are_committed_only_after_the_offline_append_and_the_loop_does_n
 
         sinks.release.set()
         worker._commit_saved(consumer, wait=True)
-        assert sinks.offline == [["u1", "u2", "u3"]]
+        assert sinks.offline == [["b1", "b2", "b3"]]
         assert consumer.commits == [{("features.g", 0): 7, ("features.g", 1): 3}]
         assert worker.status.counters["offline"] == 3 and worker.status.counters["consumed"] == 3
         worker._commit_saved(consumer, wait=True)  # nothing in flight: nothing more to commit
