@@ -36,11 +36,10 @@ from typing import Any, NamedTuple
 
 import pydantic_core
 
-from features.definitions.filters import is_missing
 from features.definitions.groups import WindowedFeatureGroup
 from features.definitions.names import seconds
 from streaming.compiled_plan import Spec, compile_group
-from streaming.first_seen import FirstSeenIndex, combo_key
+from streaming.first_seen import FirstSeenIndex
 
 US_PER_S = 1_000_000
 EPOCH = datetime(1970, 1, 1)
@@ -175,9 +174,10 @@ class GroupPlan:
         needed.discard(first.source.timestamp_column)
         needed.discard(first.source.id_column)
         self.columns: tuple[str, ...] = tuple(sorted(needed))
-        # a "full row" is the event's values followed by its first-seen flags
-        positions = {c: i for i, c in enumerate((*self.columns, *self.flag_names))}
-        self._flag_keys = [tuple(positions[k] for k in f.key_columns) for f in self.flags]
+        for flag in self.flags:
+            if not set(flag.key_columns) <= set(self.columns):
+                raise PlanError(f"first-seen flag {flag.name!r}: key columns {flag.key_columns} must be event columns")
+        self.flag_lookbacks: tuple[int, ...] = tuple(f.lookback_us for f in self.flags)
         # the values of an object with the source's attributes (a validated pydantic event), in ``columns`` order
         self.values_of = _tuple_getter(operator.attrgetter, self.columns)
         self._pickers: dict[tuple[tuple[str, ...], tuple[str, ...]], Callable[[Sequence[Any]], tuple[Any, ...]]] = {}
@@ -199,7 +199,7 @@ class GroupPlan:
             stop = sum(len(s.names) for s in specs)
             outputs.append((group, start, stop))
         self.specs: tuple[Spec, ...] = tuple(specs)
-        compiled = compile_group(self.specs, self.columns, self.flag_names)
+        compiled = compile_group(self.specs, self.columns, self.flag_names, [f.key_columns for f in self.flags])
         self.source = compiled.source  # the generated code, for debugging: print(plan.source)
         self.n_columns = compiled.n_columns
         # per contribution column: what this event adds (the neutral element when it does not count)
@@ -208,6 +208,8 @@ class GroupPlan:
             compiled.append)
         self._evaluate = compiled.evaluate
         self._slide = compiled.slide
+        # per flag the event's key combination, None where a key is missing
+        self.flag_combos: Callable[[Sequence[Any]], tuple[str | None, ...]] = compiled.combos
         self._slide_running = compiled.n_running
         self.slide_lowest = 1 + compiled.n_windows  # in a slide: the largest window's lower edge (the lowest)
         # the state size from which ``evaluate_row`` moves running aggregates (tests pass 0: always)
@@ -252,13 +254,6 @@ class GroupPlan:
                 pick = lambda values: tuple(None if i is None else values[i] for i in positions)  # noqa: E731
             self._pickers[(names, wanted)] = pick
         return pick
-
-    def flag_combo(self, flag_index: int, values: Sequence[Any]) -> str | None:
-        keys = [values[i] for i in self._flag_keys[flag_index]]
-        for k in keys:
-            if type(k) is not str and is_missing(k):  # ids are strings: skip the generic test for them
-                return None
-        return combo_key(keys)
 
 
 def _frag(t: int, event_id: str, values: Sequence[Any], flags: Sequence[bool | None]) -> bytes:
@@ -351,13 +346,13 @@ class EntityState:
 
     def _observe_flags(self, plan: GroupPlan, row: EventRow) -> tuple[bool | None, ...]:
         """The event's first-seen flags (recorded in the indexes; later events it demotes are fixed)."""
+        t, event_id, values = row
         flags: list[bool | None] = []
-        for i, (flag, index) in enumerate(zip(plan.flags, self.seen, strict=True)):
-            combo = plan.flag_combo(i, row.values)
+        for i, combo in enumerate(plan.flag_combos(values)):
             if combo is None:
                 flags.append(None)
                 continue
-            first, demoted = index.observe(combo, row.t, row.event_id, flag.lookback_us)
+            first, demoted = self.seen[i].observe(combo, t, event_id, plan.flag_lookbacks[i])
             flags.append(first)
             if demoted:
                 self._demote(plan, i, demoted)
