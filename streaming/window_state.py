@@ -421,10 +421,24 @@ def apply(plan: GroupPlan, state: EntityState, rows: Sequence[EventRow]) -> Appl
     late: list[EventRow] = []
     points: dict[int, bool] = {}
     fresh_times: set[int] = set()  # times first held in this batch: never emitted before
+    times = state.times
+    wm = state.wm
+    k = 0  # the in-order prefix, newer than every event seen (the common case), needs none of the checks below
+    for row in rows:
+        t = row.t
+        if wm is not None and t <= wm:
+            break
+        state._insert(plan, len(times), row, state._observe_flags(plan, row) if plan.flags else ())
+        state.wm = wm = t
+        points[t] = False
+        k += 1
+    if k == len(rows):
+        state.expire(plan, keep_from=rows[0].t if rows else None)
+        return ApplyResult([Point(t, False) for t in points], late, 0)
+    fresh_times.update(points)
     duplicates = 0
     earliest_out_of_order: int | None = None
-    times = state.times
-    for row in rows:
+    for row in rows[k:]:
         t = row.t
         if times and t <= times[-1]:  # not after the newest held event: a re-delivery or out of order
             pos, held, at_t = state.position(t, row.event_id)
