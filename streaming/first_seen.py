@@ -78,7 +78,7 @@ class FirstSeenIndex:
 
     def settle(self, cutoff: int, lookback_us: int) -> None:
         """Fold entries older than ``cutoff`` (watermark - lateness) into one time; drop what can never matter."""
-        if cutoff < self.due:
+        if cutoff < self.due:  # (``EntityState.expire`` tests this before calling)
             return
         dead = []
         due = _NEVER

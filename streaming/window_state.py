@@ -279,7 +279,7 @@ class EntityState:
         self.frags: list[bytes] = []
         self.contrib: list[list[Any]] = [[] for _ in range(plan.n_columns)]  # contribution columns, aligned with times
         # a tuple: most groups have no flags, and ``()`` is one shared object the collector never visits
-        self.seen: tuple[FirstSeenIndex, ...] = tuple(FirstSeenIndex() for _ in plan.flags)
+        self.seen: tuple[FirstSeenIndex, ...] = tuple([FirstSeenIndex() for _ in plan.flags]) if plan.flags else ()
         # the running aggregates of the last point evaluated (``evaluate_row``); None: none kept. In memory only, and
         # dropped by a change to an event they counted: an insert inside their windows (an out-of-order event, which
         # is also what demotes first-seen flags) or an expiry reaching into them
@@ -411,8 +411,9 @@ class EntityState:
                         slide[k] -= n
                 else:
                     self.slide = None
-        for index, flag in zip(self.seen, plan.flags, strict=True):
-            index.settle(cutoff, flag.lookback_us)
+        for index, lookback_us in zip(self.seen, plan.flag_lookbacks, strict=True):
+            if cutoff >= index.due:  # most updates have nothing to settle: no call
+                index.settle(cutoff, lookback_us)
 
 
 def apply(plan: GroupPlan, state: EntityState, rows: Sequence[EventRow]) -> ApplyResult:
