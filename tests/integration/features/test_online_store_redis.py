@@ -149,8 +149,8 @@ def test_null_feature_clears_the_field_and_absent_feature_keeps_it(store: RedisO
     assert got.values["count"] is None and got.values["amount"] == 2.0
 
 
-def test_full_vector_is_one_round_trip_and_batch_read_keeps_order(client: redis.Redis, unique: str) -> None:
-    executes = []
+def _counting(executes: list[int]) -> type[redis.Redis]:
+    """A client class that records how many commands each pipeline execute sends (one entry per round trip)."""
 
     class CountingRedis(redis.Redis):
         def pipeline(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -159,10 +159,17 @@ def test_full_vector_is_one_round_trip_and_batch_read_keeps_order(client: redis.
             pipe.execute = lambda *a, **k: (executes.append(len(pipe.command_stack)), original(*a, **k))[1]
             return pipe
 
+    return CountingRedis
+
+
+def test_full_vector_is_one_round_trip_and_batch_read_keeps_order(client: redis.Redis, unique: str) -> None:
+    executes: list[int] = []
+
+    class ReadSpy(_counting(executes)):  # type: ignore[misc]
         def execute_command(self, *args, **options):  # type: ignore[no-untyped-def]
             raise AssertionError(f"a read must not send single commands: {args[0]}")
 
-    spy = RedisOnlineStore(CountingRedis(connection_pool=client.connection_pool), prefix=unique)
+    spy = RedisOnlineStore(ReadSpy(connection_pool=client.connection_pool), prefix=unique)
     writer = RedisOnlineStore(client, prefix=unique, expiry_grace=timedelta(days=3650))
     writer.write_batch(TXN, _rows(account_id=["a", "b"], event_time=[NOW, NOW], count=[1, 2]))
     writer.write_batch(DEV, _rows(device_id=["d2"], event_time=[NOW], accounts=[5]))
@@ -218,17 +225,10 @@ def test_large_batch_crossing_script_and_pipeline_chunks_is_fully_applied(store:
 def test_several_groups_are_one_round_trip_and_all_are_checked_before_any_is_sent(
     client: redis.Redis, unique: str
 ) -> None:
-    executes = []
-
-    class CountingRedis(redis.Redis):
-        def pipeline(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            pipe = super().pipeline(*args, **kwargs)
-            original = pipe.execute
-            pipe.execute = lambda *a, **k: (executes.append(len(pipe.command_stack)), original(*a, **k))[1]
-            return pipe
-
+    executes: list[int] = []
     store = RedisOnlineStore(
-        CountingRedis(connection_pool=client.connection_pool), prefix=unique, expiry_grace=timedelta(days=3650)
+        _counting(executes)(connection_pool=client.connection_pool), prefix=unique,
+        expiry_grace=timedelta(days=3650),
     )
     txn = _rows(account_id=["a", "b"], event_time=[NOW, NOW], count=[1, 2])
     assert store.write_batches([(TXN, txn), (DEV, _rows(device_id=["d"], event_time=[NOW], accounts=[5]))]) == 3
