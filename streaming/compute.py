@@ -32,7 +32,7 @@ import gc
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,10 +220,14 @@ class StreamCompute:
     # -- shared -------------------------------------------------------------------------------------
     def _begin_batch(self) -> None:
         self._dead_lettered.clear()
+        for rows, _ in self._row_lists():
+            rows.clear()
+
+    def _row_lists(self) -> Iterator[tuple[list[Row], GroupOutput]]:
+        """Every (plan, partition, output) list of update rows, with its output."""
         for by_partition in self._out.values():
             for outs in by_partition:
-                for rows, _ in outs:
-                    rows.clear()
+                yield from outs
 
     def _update(self, plan: GroupPlan, states: dict[str, EntityState], key: str, pending: list[_Pending]) -> None:
         state = states.get(plan.name)
@@ -268,12 +272,10 @@ class StreamCompute:
     def _emit(self) -> None:
         """One message per (group, partition) and batch (split at ``MAX_ROWS_PER_MESSAGE`` rows)."""
         now = time.time()
-        for by_partition in self._out.values():
-            for outs in by_partition:
-                for rows, out in outs:
-                    for pack in pack_rows(rows):
-                        self.producer.produce_raw(self._out_topic[out.name], encode_rows(
-                            out.name, out.version, out.join_key, out.names, pack, now), key=pack[0][0].encode())
+        for rows, out in self._row_lists():
+            for pack in pack_rows(rows):
+                self.producer.produce_raw(self._out_topic[out.name], encode_rows(
+                    out.name, out.version, out.join_key, out.names, pack, now), key=pack[0][0].encode())
 
     def _dead_letter_late(self, plan: GroupPlan, state: EntityState, p: _Pending, key: str) -> None:
         entity_key = p.raw.key() if p.raw is not None else key.encode()

@@ -180,7 +180,10 @@ class FeatureSinks:
         try:
             return [self._rows(packs)], []
         except _ARROW_ERRORS:
-            pass
+            return self._fitting_rows(packs)
+
+    def _fitting_rows(self, packs: list[UpdatePack]) -> tuple[list[GroupRows], list[tuple[FeatureUpdate, str]]]:
+        """``_fitting`` row by row, once the packs as a whole did not convert: which rows are unfit, and why."""
         good: list[UpdatePack] = []
         unfit: list[tuple[FeatureUpdate, str]] = []
         for row in (pack.row(i) for pack in packs for i in range(len(pack))):
