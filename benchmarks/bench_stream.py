@@ -4,6 +4,9 @@
 
 1. ``engine``: ``apply`` + ``evaluate_row`` of every stream group over simulated events (time
    order, batches of ``stream_batch_size`` grouped by entity), no Kafka, no JSON: the ceiling of the design.
+   ``batch_engine``: the same groups at every one of the same events by the DuckDB batch engine
+   (``features.batch``, what backfills and the parity test use), all history in one query per group:
+   a vectorized peer of the incremental engine (DuckDB uses both cores; wall and CPU are reported).
 2. ``compute_in_process``: ``StreamCompute`` (validation, both stages, state JSON, packed update
    messages) with in-memory tables and a producer that drops messages: the ceiling of a worker.
 3. ``worker``: a Tansu broker on a free port, ``--events`` simulated events pre-produced, then
@@ -28,6 +31,7 @@ while other work runs are noisy. Results: ``benchmarks/results/stream.json`` wit
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -37,20 +41,24 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pydantic_core
 
 from benchmarks.machine import machine_info
 from events.contracts import Event, FraudLabel
 from events.producer import EventProducer
+from events.schemas import arrow_schema, conform
 from events.simulator.config import SimulationConfig
 from events.simulator.engine import Simulator
 from events.simulator.history import history_batches
 from events.sinks import validated
 from events.wire import encode
+from features.batch import compute_range
+from features.offline import get_offline_store
 from riskpipe.settings import Settings
 from riskpipe.stack.net import free_port, wait_port
 from streaming.compute import Consumed, StreamCompute, tune_gc
@@ -58,6 +66,7 @@ from streaming.status import WorkerStatus, read_status
 from streaming.topology import ensure_topics, event_topics, group_names, plans, rekey_topic, update_topic
 from streaming.window_state import EntityState, apply, evaluate_row, to_us
 
+GC_THRESHOLDS = gc.get_threshold()  # before ``tune_gc`` changes them
 RESULTS = Path(__file__).resolve().parent / "results" / "stream.json"
 
 
@@ -117,6 +126,30 @@ def bench_engine(settings: Settings, events: list[Event]) -> dict[str, Any]:
             "source_events_per_cpu_s_all_groups": round(len(events) / cpu_total), "groups": per_group}
 
 
+def bench_batch_engine(settings: Settings, events: list[Event]) -> dict[str, Any]:
+    store = get_offline_store(settings.model_copy(update={"data_dir": Path(tempfile.mkdtemp(prefix="bench-batch-"))}))
+    try:
+        store.execute("SET enable_progress_bar = false")
+        for model in {type(e) for e in events}:
+            rows = [e.model_dump() for e in events if type(e) is model]
+            store.append(model.table, conform(pa.Table.from_pylist(rows, schema=arrow_schema(model)), model))
+        start, end = events[0].event_time, events[-1].event_time + timedelta(seconds=1)
+        per_group: dict[str, dict[str, float]] = {}
+        total = cpu_total = 0.0
+        for plan in plans(settings):
+            for group in plan.groups:
+                started, cpu_started = time.perf_counter(), time.process_time()
+                rows_out = compute_range(store, group, start, end).num_rows
+                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+                total, cpu_total = total + seconds, cpu_total + cpu
+                per_group[group.name] = {"points": rows_out, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3)}
+    finally:
+        store.close()
+    return {"source_events": len(events), "seconds": round(total, 3), "cpu_seconds": round(cpu_total, 3),
+            "source_events_per_s_all_groups": round(len(events) / total),
+            "source_events_per_cpu_s_all_groups": round(len(events) / cpu_total), "groups": per_group}
+
+
 # -- 2. compute stages in process ----------------------------------------------------------------------------
 class _DropProducer:
     def __init__(self) -> None:
@@ -150,6 +183,8 @@ def bench_compute(settings: Settings, events: list[Event]) -> dict[str, Any]:
                                  for j, (k, v, h) in enumerate(rekeyed)])
         compute.entities.flush()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    gc.unfreeze()  # frozen objects outlive the run: native extensions (DuckDB's) would report them leaked at exit
+    gc.set_threshold(*GC_THRESHOLDS)
     return {"source_events": len(events), "seconds": round(seconds, 3),
             "source_events_per_s": round(len(events) / seconds),
             "source_events_per_cpu_s": round(len(events) / cpu), "messages_out": producer.count,
@@ -547,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
                               "params": vars(args), "groups": group_names(plans(settings))}
     result["engine"] = bench_engine(settings, events)
     print("engine:", json.dumps({k: v for k, v in result["engine"].items() if k != "groups"}), flush=True)
+    result["batch_engine"] = bench_batch_engine(settings, events)
+    print("batch engine (DuckDB):", json.dumps(result["batch_engine"]), flush=True)
     result["compute_in_process"] = bench_compute(settings, events)
     print("compute in process:", json.dumps(result["compute_in_process"]), flush=True)
     if not args.skip_worker:
