@@ -127,6 +127,9 @@ def bench_engine(settings: Settings, events: list[Event]) -> dict[str, Any]:
 
 
 def bench_batch_engine(settings: Settings, events: list[Event]) -> dict[str, Any]:
+    """Would a vectorized engine do better than the incremental one? The batch engine is window SQL over the
+    whole history (no state to carry, no I/O), so it is that engine's best case: a streaming micro-batch would
+    also have to bring each touched entity's windows into it on every batch."""
     store = get_offline_store(settings.model_copy(update={"data_dir": Path(tempfile.mkdtemp(prefix="bench-batch-"))}))
     try:
         store.execute("SET enable_progress_bar = false")
