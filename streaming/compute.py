@@ -112,8 +112,7 @@ class StreamCompute:
         self.status = status
         self.gate = EventGate(DeadLetterPublisher(producer), prefixed_topics(settings.topic_prefix))
         self.rekey_topic = rekey_topic(settings)
-        self._outputs = {out.name: out for p in plans for out in p.outputs}
-        self._out_topic = {name: update_topic(settings, name) for name in self._outputs}
+        self._out_topic = {out.name: update_topic(settings, out.name) for p in plans for out in p.outputs}
         account = [p for p in plans if p.join_key == "account_id"]
         other = [p for p in plans if p.join_key != "account_id"]
         self.accounts = StateTable(account_table, {p.name: p for p in account})
