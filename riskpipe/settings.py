@@ -116,6 +116,9 @@ class Settings(BaseSettings):
                                        "written to the changelog (an entity touched by several batches meanwhile is "
                                        "written once), and how often the input behind written states is released "
                                        "(offsets committed): a crash re-reads about twice this much.")
+    stream_segment_events: int = Field(256, ge=2, description="Events per sealed segment of a long entity state in "
+                                       "the changelog: a checkpoint writes a state's newest events and the segments an "
+                                       "event changed, not the whole state (larger: fewer records, more re-written).")
     # Tansu answers a fetch only when its max wait is over, even when records arrive earlier: every hop of the
     # stream pipeline waited up to 0.5 s (librdkafka) or 1.5 s (Faust's hard-coded aiokafka setting)
     stream_fetch_wait_ms: int = Field(50, ge=1, description="Max wait of the stream workers' fetch requests.")

@@ -115,8 +115,9 @@ class StreamCompute:
         self._out_topic = {out.name: update_topic(settings, out.name) for p in plans for out in p.outputs}
         account = [p for p in plans if p.join_key == "account_id"]
         other = [p for p in plans if p.join_key != "account_id"]
-        self.accounts = StateTable(account_table, {p.name: p for p in account})
-        self.entities = StateTable(entity_table, {p.name: p for p in other})
+        segments = settings.stream_segment_events
+        self.accounts = StateTable(account_table, {p.name: p for p in account}, segment_events=segments)
+        self.entities = StateTable(entity_table, {p.name: p for p in other}, segment_events=segments)
         self._account_plans: dict[str, list[GroupPlan]] = defaultdict(list)
         for p in account:
             self._account_plans[physical(settings, p.source_topic)].append(p)

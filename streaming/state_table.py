@@ -17,9 +17,16 @@ first changed them) and ``flush`` writes each dirty entity once, all of them or 
 before a given batch (``streaming.checkpoints`` spreads a checkpoint over the batches that way). The
 offsets of a batch are committed only once no entity it changed is still dirty, so the table and the
 offsets always describe the same point of the input; between writes an entity touched by many
-batches costs one changelog record, not one per batch. A value holds
-every event of the entity inside the horizon, so each record is far larger than the event that
-caused it: per-batch writes sent ~3.8 kB of changelog per 330-byte event to the broker.
+batches costs one changelog record, not one per batch. A state holds every event of the entity
+inside the horizon, so a record is far larger than the event that caused it: per-batch writes
+sent ~3.8 kB of changelog per 330-byte event to the broker.
+
+A long state is therefore stored in *segments* (``EntityState.checkpoint``): runs of its events
+sealed under keys of their own (``segment_key``), named by generation in the entity's value (the
+*head*, which keeps the newest events), and written again only when an event in them changes. A
+merchant paid thousands of times a day costs a checkpoint the events since the previous one, not
+30 days of payments. New segments go to the table before the head that names them and replaced
+ones are deleted after it, so a crash in between recovers the previous value whole.
 """
 
 from __future__ import annotations
@@ -31,14 +38,21 @@ from typing import Any, Protocol
 
 import pydantic_core
 
-from streaming.window_state import EntityState, GroupPlan
+from streaming.window_state import SEGMENT_EVENTS, EntityState, GroupPlan
 
 TABLE_FORMAT = 1
 _HEAD = b'{"f":%d,"groups":{' % TABLE_FORMAT
-CHUNK_SEP = b"\x00"  # entity key, NUL, generation, NUL, index: never an entity key (ids are printable)
+# chunk keys: entity key, NUL, generation, NUL, index; segment keys: entity key, NUL, "s" generation (chunked:
+# segment key, NUL, generation, NUL, index). NUL is never in an entity key (ids are printable)
+CHUNK_SEP = b"\x00"
 MAX_RECORD_BYTES = 512 * 1024  # a value above this is chunked: Kafka refuses records over ~1 MB by default
 _CHUNKED = b'{"f":%d,"chunked":' % TABLE_FORMAT
 CHANGELOG_MARKER = b"\x00rp-changelog-marker"  # never an entity key (ids are printable); see streaming.faust_app
+
+
+def segment_key(key: bytes, generation: int) -> bytes:
+    """Where a sealed segment of the entity ``key`` is stored (``EntityState.checkpoint``)."""
+    return b"%s%ss%d" % (key, CHUNK_SEP, generation)
 
 
 def routing_key(key: bytes) -> bytes:
@@ -58,8 +72,10 @@ class KeyValueTable(Protocol):
 class StateTable:
     """Load and store ``{group name: EntityState}`` per entity key."""
 
-    def __init__(self, table: KeyValueTable, plans: Mapping[str, GroupPlan], *, cache_entries: int = 200_000) -> None:
+    def __init__(self, table: KeyValueTable, plans: Mapping[str, GroupPlan], *, cache_entries: int = 200_000,
+                 segment_events: int = SEGMENT_EVENTS) -> None:
         self.table = table
+        self.segment_events = segment_events
         self.plans = dict(plans)
         self._cache: dict[str, tuple[bytes, dict[str, EntityState]]] = {}
         self._cache_entries = cache_entries
@@ -72,17 +88,19 @@ class StateTable:
         dirty = self._dirty.get(key)
         if dirty is not None:
             return dirty[1]
-        raw = self.table.get(key.encode())
+        encoded = key.encode()
+        raw = self.table.get(encoded)
         if raw is None:
             return {}
         cached = self._cache.get(key)
         if cached is not None and cached[0] is raw:
             return cached[1]
-        payload = pydantic_core.from_json(self._joined(key, raw))
+        payload = pydantic_core.from_json(self._joined(key, encoded, raw))
         if payload.get("f") != TABLE_FORMAT:
             raise ValueError(f"table value of {key!r}: format {payload.get('f')!r} is not {TABLE_FORMAT}")
         # Groups no longer computed (removed from stream_groups) are dropped; new ones start empty.
-        return {name: EntityState.from_payload(self.plans[name], state)
+        return {name: EntityState.from_payload(self.plans[name], state, [
+                    pydantic_core.from_json(self._segment(key, generation)) for _, generation in state.get("k", ())])
                 for name, state in payload["groups"].items() if name in self.plans}
 
     def begin_batch(self) -> int:
@@ -115,36 +133,66 @@ class StateTable:
             encoded = key.encode()
             previous = self.table.get(encoded)
             live = {name: state for name, state in states.items() if not state.empty}
-            if not live:
+            if live:
+                # sealed segments first, then the head that names them: a crash in between leaves the previous head,
+                # whose segments are all still there (they are deleted only after the new head is written)
+                for state in live.values():
+                    for generation, value in state.checkpoint(self._new_generation, self.segment_events):
+                        self._put(segment_key(encoded, generation), value)
+                # the JSON object written piece by piece: a state is re-encoded only when a batch changed it
+                # (``EntityState.encode`` caches); state names are plain identifiers, nothing to escape
+                head = self._put(encoded, b"".join((_HEAD, b",".join(
+                    b'"%s":%s' % (n.encode(), s.encode()) for n, s in live.items()), b"}}")))
+                if len(self._cache) >= self._cache_entries:
+                    self._cache.clear()  # crude but bounded; the next batch re-decodes what it touches
+                self._cache[key] = (head, live)
+            else:
                 self._cache.pop(key, None)
                 if previous is not None:
                     del self.table[encoded]
-                    self._drop_chunks(encoded, previous)
-                    written.add(encoded)
-                continue
-            # the JSON object written piece by piece: a state is re-encoded only when a batch changed it
-            # (``EntityState.encode`` caches); state names are plain identifiers, nothing to escape
-            raw = b"".join((_HEAD, b",".join(b'"%s":%s' % (n.encode(), s.encode()) for n, s in live.items()), b"}}"))
-            head = raw if len(raw) <= MAX_RECORD_BYTES else self._write_chunks(encoded, raw)
-            self.table[encoded] = head
             if previous is not None:
                 self._drop_chunks(encoded, previous)
-            written.add(encoded)
-            if len(self._cache) >= self._cache_entries:
-                self._cache.clear()  # crude but bounded; the next batch re-decodes what it touches
-            self._cache[key] = (head, live)
+            for state in states.values():
+                for generation in state.stale:
+                    self._delete(segment_key(encoded, generation))
+                state.stale.clear()
+            if live or previous is not None:
+                written.add(encoded)
         return written
+
+    def _new_generation(self) -> int:
+        self._generation += 1
+        return self._generation
+
+    def _put(self, key: bytes, raw: bytes) -> bytes:
+        """Write ``raw`` at ``key``, chunked when it is too large for one record; return what ``key`` now holds."""
+        head = raw if len(raw) <= MAX_RECORD_BYTES else self._write_chunks(key, raw)
+        self.table[key] = head
+        return head
+
+    def _delete(self, key: bytes) -> None:
+        value = self.table.get(key)
+        if value is not None:
+            del self.table[key]
+            self._drop_chunks(key, value)
+
+    def _segment(self, key: str, generation: int) -> bytes:
+        table_key = segment_key(key.encode(), generation)
+        value = self.table.get(table_key)
+        if value is None:
+            raise ValueError(f"table value of {key!r}: segment of generation {generation} is missing from the table")
+        return self._joined(key, table_key, value)
 
     # A hot entity (a merchant paid by thousands of accounts) holds more events than one Kafka record takes. Its
     # value is split into chunks under keys of their own, written *before* the head that names them, and the
     # previous chunks are deleted only after it: a crash in between recovers the old or the new value whole,
     # never a mix. Each generation's keys are new, so compaction never merges two values either.
     def _write_chunks(self, key: bytes, raw: bytes) -> bytes:
-        self._generation += 1
+        generation = self._new_generation()
         n = -(-len(raw) // MAX_RECORD_BYTES)
         for i in range(n):
-            self.table[self._chunk_key(key, self._generation, i)] = raw[i * MAX_RECORD_BYTES:(i + 1) * MAX_RECORD_BYTES]
-        return b"%s[%d,%d]}" % (_CHUNKED, self._generation, n)
+            self.table[self._chunk_key(key, generation, i)] = raw[i * MAX_RECORD_BYTES:(i + 1) * MAX_RECORD_BYTES]
+        return b"%s[%d,%d]}" % (_CHUNKED, generation, n)
 
     @staticmethod
     def _chunk_key(key: bytes, generation: int, index: int) -> bytes:
@@ -163,11 +211,12 @@ class StateTable:
             for i in range(chunks[1]):
                 del self.table[self._chunk_key(key, chunks[0], i)]
 
-    def _joined(self, key: str, raw: bytes) -> bytes:
+    def _joined(self, key: str, table_key: bytes, raw: bytes) -> bytes:
+        """The value at ``table_key`` (``raw``), its chunks joined; ``key`` names the entity in errors."""
         chunks = self._chunks(raw)
         if chunks is None:
             return raw
-        parts = [self.table.get(self._chunk_key(key.encode(), chunks[0], i)) for i in range(chunks[1])]
+        parts = [self.table.get(self._chunk_key(table_key, chunks[0], i)) for i in range(chunks[1])]
         if any(part is None for part in parts):
             raise ValueError(f"table value of {key!r}: chunk(s) of generation {chunks[0]} are missing from the table")
         return b"".join(parts)

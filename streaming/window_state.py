@@ -22,12 +22,14 @@ event older than ``watermark - allowed_lateness`` is late: not applied, returned
 already-emitted point at or after its time, so ``apply`` returns those points too, marked as
 corrections; downstream sinks upsert on (entity, event_time). Re-delivered events (same
 ``event_id``, at-least-once) are not applied twice; their point is re-emitted so an output lost
-in a crash is produced again.
+in a crash is produced again, if it is not older than the lateness (no point before
+``watermark - allowed_lateness`` is evaluated: expiry keeps exact windows from there on only).
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,7 +45,14 @@ from streaming.first_seen import FirstSeenIndex
 
 US_PER_S = 1_000_000
 EPOCH = datetime(1970, 1, 1)
-STATE_FORMAT = 3
+STATE_FORMAT = 4
+READABLE_FORMATS = (3, 4)  # format 3 is format 4 without segments: a changelog of the previous release still loads
+# A checkpoint seals a state's newest events into *segments* of up to this many events (``Settings.stream_segment_
+# events``) once they make an eighth of one; fewer stay in the state's head value. Sealed segments are stored under keys
+# of their own and rewritten only when an event inside them changes (an out-of-order insert, a first-seen demotion),
+# so a checkpoint writes what arrived since the last one instead of the whole state: a merchant's state holds every
+# payment of 30 days.
+SEGMENT_EVENTS = 256
 # A state holding this many events per running aggregate of its plan moves them from point to point instead of
 # reading whole windows (``evaluate_row``). Measured per plan: moving costs ~0.5 us per aggregate and point, reading
 # ~5-10 ns per event per aggregate; the crossover was 100-600 events (12-15 per aggregate) with the events spread
@@ -262,9 +271,16 @@ def _frag(t: int, event_id: str, values: Sequence[Any], flags: Sequence[bool | N
 
 
 class EntityState:
-    """Events of one entity inside the horizon, sorted by (time, id), plus first-seen indexes."""
+    """Events of one entity inside the horizon, sorted by (time, id), plus first-seen indexes.
 
-    __slots__ = ("contrib", "encoded", "frags", "header", "ids", "seen", "slide", "times", "wm")
+    For checkpoints the events are split by time into sealed *segments* and a *tail*: segment ``i`` holds the
+    events before ``bounds[i]`` (and at or after ``bounds[i - 1]``), the tail those at or after ``bounds[-1]``.
+    ``gens[i]`` is the generation under which segment ``i`` is stored, None while it must be (re)written;
+    ``stale`` lists the generations a written head no longer names (deleted after the next head write).
+    """
+
+    __slots__ = ("bounds", "contrib", "encoded", "frags", "gens", "header", "ids", "seen", "slide", "stale", "times",
+                 "wm")
 
     def __init__(self, plan: GroupPlan) -> None:
         self.header = plan.state_header
@@ -284,6 +300,9 @@ class EntityState:
         # dropped by a change to an event they counted: an insert inside their windows (an out-of-order event, which
         # is also what demotes first-seen flags) or an expiry reaching into them
         self.slide: list[Any] | None = None
+        self.bounds: list[int] = []
+        self.gens: list[int | None] = []
+        self.stale: list[int] = []
 
     @property
     def size(self) -> int:
@@ -295,40 +314,95 @@ class EntityState:
         return not self.times and not any(s.entries for s in self.seen)
 
     # -- serialization (Faust table values) -------------------------------------------------------------
-    # Format 3: {"f": 3, "c": [columns], "g": [flags], "wm": .., "e": [[time_us, event_id, [values], [flags]], ...],
-    # "s": [first-seen entries per flag]}. Row-wise, so each event is encoded once (``frags``) and a state touched
-    # by one event of a batch is re-encoded as a join of cached pieces. The column and flag names make a state
-    # readable by a plan of another group set over the same source (a column it never held reads as missing).
-    # Contributions are derived: recomputed on load, not stored.
+    # Format 4: the head {"f": 4, "c": [columns], "g": [flags], "wm": .., "k": [[bound, generation], ...],
+    # "e": [[time_us, event_id, [values], [flags]], ...], "s": [first-seen entries per flag]} holds the tail's events;
+    # each sealed segment is stored apart as the JSON array of its events (``checkpoint``). Row-wise, so each event is
+    # encoded once (``frags``) and a value is a join of cached pieces. A state never checkpointed has no segments: its
+    # head holds every event. The column and flag names make a state readable by a plan of another group set over
+    # the same source (a column it never held reads as missing). Contributions are derived: recomputed on load.
     def encode(self) -> bytes:
+        """The head value (every event when nothing is sealed); cached until the state changes."""
         if self.encoded is None:
-            self.encoded = b'%s,"wm":%s,"e":[%s],"s":%s}' % (
-                self.header, pydantic_core.to_json(self.wm), b",".join(self.frags),
+            start = bisect.bisect_left(self.times, self.bounds[-1]) if self.bounds else 0
+            sealed = pydantic_core.to_json(list(zip(self.bounds, self.gens, strict=True)))
+            self.encoded = b'%s,"wm":%s,"k":%s,"e":[%s],"s":%s}' % (
+                self.header, pydantic_core.to_json(self.wm), sealed, b",".join(self.frags[start:]),
                 b"[%s]" % b",".join(s.encode() for s in self.seen))
         return self.encoded
 
+    def checkpoint(self, new_generation: Callable[[], int], size: int = SEGMENT_EVENTS) -> list[tuple[int, bytes]]:
+        """Seal the tail into segments of up to ``size`` events once it holds an eighth of one; return the segments
+        to store, as (generation, value), before the head (``encode``) that names them. Afterwards ``stale`` lists
+        the generations to delete."""
+        times, bounds = self.times, self.bounds
+        start = bisect.bisect_left(times, bounds[-1]) if bounds else 0
+        if len(times) - start >= max(2, size // 8):
+            # the last segment is filled up first (rewritten): a state gaining a few events per checkpoint would
+            # otherwise end up as thousands of tiny segments
+            room = size - (start - (bisect.bisect_left(times, bounds[-2]) if len(bounds) > 1 else 0))
+            if bounds and room > 0:
+                self._rewrite(bounds[-1] - 1)
+                bounds[-1] = times[min(start + room, len(times)) - 1] + 1
+                start = bisect.bisect_left(times, bounds[-1])
+            for end in range(start + size, len(times) + size, size):
+                bound = times[min(end, len(times)) - 1] + 1  # every event at that time goes in, whatever its position
+                if not bounds or bound > bounds[-1]:
+                    bounds.append(bound)
+                    self.gens.append(None)
+        writes = []
+        lo = 0
+        for i, bound in enumerate(self.bounds):
+            hi = bisect.bisect_left(times, bound)
+            if self.gens[i] is None:
+                self.gens[i] = generation = new_generation()
+                writes.append((generation, b"[%s]" % b",".join(self.frags[lo:hi])))
+            lo = hi
+        if writes:
+            self.encoded = None
+        return writes
+
+    def _rewrite(self, t: int) -> None:
+        """The sealed segment holding time ``t`` (if any) changed: store it again under a new generation."""
+        i = bisect.bisect_right(self.bounds, t)
+        if i < len(self.bounds) and self.gens[i] is not None:
+            self.stale.append(self.gens[i])  # type: ignore[arg-type]
+            self.gens[i] = None
+
     @classmethod
-    def from_payload(cls, plan: GroupPlan, payload: Mapping[str, Any]) -> EntityState:
-        if payload.get("f") != STATE_FORMAT:
-            raise ValueError(f"state format {payload.get('f')!r} is not {STATE_FORMAT}")
+    def from_payload(cls, plan: GroupPlan, payload: Mapping[str, Any], segments: Sequence[Sequence[Any]] = ()
+                     ) -> EntityState:
+        """A state from its head and the events of its sealed segments (in the head's order)."""
+        if payload.get("f") not in READABLE_FORMATS:
+            raise ValueError(f"state format {payload.get('f')!r} is not one of {READABLE_FORMATS}")
         state = cls(plan)
         state.wm = payload["wm"]
+        sealed = payload.get("k", ())
+        if len(sealed) != len(segments):
+            raise ValueError(f"state names {len(sealed)} segments, {len(segments)} given")
         columns, flag_names = tuple(payload["c"]), tuple(payload["g"])
         stored_seen = dict(zip(flag_names, payload["s"], strict=True))
         state.seen = tuple(FirstSeenIndex(stored_seen.get(name)) for name in plan.flag_names)
         same = columns == plan.columns and flag_names == plan.flag_names
         pick_values, pick_flags = plan.picker(columns), plan.picker(flag_names, plan.flag_names)
-        for t, event_id, values, flags in payload["e"]:
+        for t, event_id, values, flags in itertools.chain(*segments, payload["e"]):
             if not same:  # written by a plan of another group set: keep what this plan reads
                 values, flags = pick_values(values), pick_flags(flags)
             state.times.append(t)
             state.ids.append(event_id)
             state.frags.append(_frag(t, event_id, values, flags))
             plan.append_contributions(state.contrib, values, flags)
+        for bound, generation in sealed:
+            state.bounds.append(bound)
+            if same:
+                state.gens.append(generation)
+            else:  # its stored events carry the other plan's columns: write them again as this plan's
+                state.gens.append(None)
+                state.stale.append(generation)
         return state
 
     @classmethod
     def decode(cls, plan: GroupPlan, data: bytes | str) -> EntityState:
+        """A state from a head value that holds every event (``encode`` of a state never checkpointed)."""
         return cls.from_payload(plan, pydantic_core.from_json(data))
 
     # -- updates --------------------------------------------------------------------------------------
@@ -360,6 +434,8 @@ class EntityState:
 
     def _insert(self, plan: GroupPlan, pos: int, row: EventRow, flags: tuple[bool | None, ...]) -> None:
         t, event_id, values = row
+        if self.bounds and t < self.bounds[-1]:  # into a sealed segment (also at its last time, not only out of order)
+            self._rewrite(t)
         if pos == len(self.times):  # in order: the common case
             self.times.append(t)
             self.ids.append(event_id)
@@ -386,6 +462,7 @@ class EntityState:
             if flags[flag_index] is not False:
                 flags[flag_index] = False
                 self.frags[pos] = _frag(t, event_id, values, flags)
+                self._rewrite(t)
                 for column, value in zip(self.contrib, plan.contributions(values, flags), strict=True):
                     column[pos] = value
 
@@ -404,6 +481,11 @@ class EntityState:
             n = bisect.bisect_right(times, oldest_evaluation - plan.max_window_us)
             for column in (times, self.ids, self.frags, *self.contrib):
                 del column[:n]
+            while self.bounds and (not times or self.bounds[0] <= times[0]):  # a segment left empty: delete it
+                generation = self.gens.pop(0)
+                self.bounds.pop(0)
+                if generation is not None:
+                    self.stale.append(generation)
             slide = self.slide
             if slide is not None:
                 if n <= slide[plan.slide_lowest]:  # all before every window: the positions move down
@@ -445,7 +527,10 @@ def apply(plan: GroupPlan, state: EntityState, rows: Sequence[EventRow]) -> Appl
             pos, held, at_t = state.position(t, row.event_id)
             if held:
                 duplicates += 1
-                points[t] = t not in fresh_times  # re-emit: its first output may have been lost in a crash
+                # re-emit: its first output may have been lost in a crash. Not when it is older than the lateness: the
+                # state keeps exact windows for points from there on only (older events may have expired)
+                if state.wm is None or t >= state.wm - plan.lateness_us:
+                    points[t] = t not in fresh_times
                 continue
         else:  # in order: the common case
             pos, at_t = len(times), False

@@ -22,6 +22,8 @@ def stream_settings(settings: Settings, broker: str, redis_url: str, unique: str
         "worker_status_interval_s": 0.5, "stream_batch_size": 500, "stream_batch_window_s": 0.2,
         "ingest_flush_s": 0.5, "ingest_offline_flush_s": 0.5, "stream_checkpoint_s": 3.0,
         "offline_lock_wait_s": 30.0,
+        # small segments: the simulated days' states are short, and recovery after the crash must read segments
+        "stream_segment_events": 4,
     })
 
 

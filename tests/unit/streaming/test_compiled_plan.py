@@ -212,3 +212,82 @@ def test_first_seen_entries_encode_from_cached_pieces_exactly_as_a_whole() -> No
     assert restored.entries == index.entries and same_as_whole(restored)
     index.settle(10**12, 20_000_000)  # everything ages out
     assert index.encode() == b"{}" and index.pieces == {}
+
+
+def _segments(table: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    return {k: v for k, v in table.items() if b"\x00s" in k}
+
+
+def test_a_checkpoint_writes_the_new_events_and_leaves_sealed_segments_alone() -> None:
+    """A hot entity's state must not be written whole at every checkpoint (a merchant holds 30 days of payments)."""
+    table: dict[bytes, bytes] = {}
+    store = StateTable(table, {PLAN.name: PLAN}, segment_events=32)  # sealed from 4 events on
+    rows = _rows(PLAN, 143, step=S / 10)
+    states = {PLAN.name: EntityState(PLAN)}
+    apply(PLAN, states[PLAN.name], rows[:100])
+    store.store("m1", states)
+    store.flush()
+    first = _segments(table)
+    assert len(first) == 4 and all(routing_key(k) == b"m1" for k in first)  # 32 + 32 + 32 + 4, none in the head
+    apply(PLAN, states[PLAN.name], rows[100:103])  # fewer than an eighth of a segment: they stay in the head
+    store.store("m1", states)
+    store.flush()
+    assert _segments(table) == first
+    apply(PLAN, states[PLAN.name], rows[103:])  # now 43 new: the last segment fills up (28 more), then a new one
+    store.store("m1", states)
+    store.flush()
+    after = _segments(table)
+    assert len(set(after) - set(first)) == 2 and len(set(first) - set(after)) == 1
+    fresh = StateTable(table, {PLAN.name: PLAN}).load("m1")[PLAN.name]
+    state = states[PLAN.name]
+    assert (fresh.times, fresh.frags, fresh.contrib, fresh.wm) == (state.times, state.frags, state.contrib, state.wm)
+    assert evaluate(PLAN, fresh, state.times[-1]) == evaluate(PLAN, state, state.times[-1])
+
+
+def test_an_event_into_a_sealed_segment_rewrites_that_segment_and_expiry_deletes_them() -> None:
+    plan = GroupPlan(GROUP, allowed_lateness=timedelta(minutes=10))
+    table: dict[bytes, bytes] = {}
+    store = StateTable(table, {plan.name: plan}, segment_events=4)
+    rows = _rows(plan, 24, step=S)
+    states = {plan.name: EntityState(plan)}
+    apply(plan, states[plan.name], rows[:12:2] + rows[12:])  # every other event of the first 12 s missing
+    store.store("m1", states)
+    store.flush()
+    before = _segments(table)
+    apply(plan, states[plan.name], [rows[5]])  # out of order, into the second segment
+    store.store("m1", states)
+    store.flush()
+    after = _segments(table)
+    assert len(set(before) - set(after)) == 1 and len(set(after) - set(before)) == 1
+    fresh = StateTable(table, {plan.name: plan}).load("m1")[plan.name]
+    assert fresh.frags == states[plan.name].frags and rows[5].event_id in fresh.ids
+    late = plan.row(rows[-1].t + 40 * 60 * 1_000_000, "e999", {"device_id": "d0", "txn_type": "card_payment",
+                                                                "amount": 1.0})
+    apply(plan, states[plan.name], [late])  # 40 min later: everything before it leaves the 30 s windows
+    store.store("m1", states)
+    store.flush()
+    assert _segments(table) == {} and StateTable(table, {plan.name: plan}).load("m1")[plan.name].ids == ["e999"]
+
+
+def test_a_state_of_the_previous_format_loads_and_another_plans_segments_are_rewritten() -> None:
+    state = EntityState(PLAN)
+    apply(PLAN, state, _rows(PLAN, 6))
+    head = pydantic_core.from_json(state.encode())
+    previous = {k: v for k, v in head.items() if k != "k"} | {"f": 3}  # format 3: every event in the head
+    table = {b"a1": pydantic_core.to_json({"f": 1, "groups": {PLAN.name: previous}})}
+    assert StateTable(table, {PLAN.name: PLAN}).load("a1")[PLAN.name].frags == state.frags
+
+    count_only = GroupPlan(_group("t_count", Aggregation(name="m", function="count", column=None, windows=(30 * S,))),
+                           allowed_lateness=timedelta(minutes=1))
+    table = {}
+    writer = StateTable(table, {PLAN.name: PLAN}, segment_events=2)
+    writer.store("a1", {PLAN.name: state})
+    writer.flush()
+    written = _segments(table)
+    reader = StateTable(table, {count_only.name: count_only}, segment_events=2)
+    loaded = reader.load("a1")  # the same state name (entity and source), other columns
+    reader.store("a1", loaded)
+    reader.flush()
+    assert not set(written) & set(_segments(table))  # every segment written again with this plan's columns
+    again = StateTable(table, {count_only.name: count_only}).load("a1")[count_only.name]
+    assert again.frags == loaded[count_only.name].frags and evaluate(count_only, again, again.times[-1]) == {"m_30s": 6}
