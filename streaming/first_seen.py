@@ -16,7 +16,7 @@ and still exact when events arrive out of order:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pydantic_core
@@ -39,25 +39,44 @@ def combo_key(values: Sequence[Any]) -> str:
 class FirstSeenIndex:
     """Times of the key combinations of one flag, for one entity."""
 
-    __slots__ = ("changed", "due", "entries", "pieces")
+    __slots__ = ("changed", "due", "entries", "pending", "pieces")
 
     def __init__(self, entries: Entries | None = None) -> None:
-        self.entries: Entries = {} if entries is None else {
-            combo: [settled, [(t, event_id) for t, event_id in recent]] for combo, (settled, recent) in entries.items()}
+        self.entries: Entries = {}
         # per combo its encoded ``"combo":[settled,[[t,id],...]]``, re-encoded only when it ``changed``: a hot entity
         # (a merchant paid by thousands of accounts) holds thousands of combos and is written at every checkpoint,
         # while a batch changes a few of them; serializing (even visiting) all of them each time was the largest
         # cost of its writes. ``pieces`` may list combos in another order than ``entries`` (a JSON object's order
         # carries no meaning); ``changed`` is a dict, not a set, so the bytes do not depend on string hashing.
         self.pieces: dict[str, bytes] = {}
-        self.changed: dict[str, None] = dict.fromkeys(self.entries)
+        self.changed: dict[str, None] = {}
+        # combos changed (or dropped) since the index was last stored whole or as a delta (``EntityState.checkpoint``)
+        self.pending: dict[str, None] = {}
         # the earliest cutoff at which ``settle`` has anything to do (it runs per update, over every combo)
-        self.due: float = -_NEVER if self.entries else _NEVER
+        self.due: float = _NEVER
+        if entries:
+            self.merge(entries, pending=True)
+
+    def merge(self, entries: dict[str, Any], *, pending: bool) -> None:
+        """Apply a stored index or delta (a null entry: the combo was dropped); ``pending``: not yet stored apart."""
+        for combo, entry in entries.items():
+            if entry is None:
+                self.entries.pop(combo, None)
+                self.pieces.pop(combo, None)
+                self.changed.pop(combo, None)
+            else:
+                settled, recent = entry
+                self.entries[combo] = [settled, [(t, event_id) for t, event_id in recent]]
+                self.changed[combo] = None
+                self.due = -_NEVER
+            if pending:
+                self.pending[combo] = None
 
     def observe(self, combo: str, t: int, event_id: str, lookback_us: int) -> tuple[bool, list[str]]:
         """Record event ``(t, event_id)``; return its flag and the ids of later events it demotes."""
         entry = self.entries.get(combo)
         self.changed[combo] = None
+        self.pending[combo] = None
         if t < self.due:
             self.due = t
         if entry is None:
@@ -89,10 +108,10 @@ class FirstSeenIndex:
                 newest = recent[n - 1][0]
                 entry[0] = newest if entry[0] is None else max(entry[0], newest)
                 del recent[:n]
-                self.changed[combo] = None
+                self.changed[combo] = self.pending[combo] = None
             if entry[0] is not None and entry[0] <= cutoff - lookback_us:
                 entry[0] = None
-                self.changed[combo] = None
+                self.changed[combo] = self.pending[combo] = None
             if entry[0] is None and not recent:
                 dead.append(combo)
                 continue
@@ -101,13 +120,16 @@ class FirstSeenIndex:
         for combo in dead:
             del self.entries[combo]
             self.pieces.pop(combo, None)
-            self.changed.pop(combo, None)
+            self.changed.pop(combo, None)  # (``pending`` has it: it changed on its way here)
         self.due = due
 
-    def encode(self) -> bytes:
-        """The entries as a JSON object (what ``pydantic_core.to_json(self.entries)`` writes), from cached pieces."""
+    def encode(self, combos: Iterable[str] | None = None) -> bytes:
+        """The entries as a JSON object (what ``pydantic_core.to_json(self.entries)`` writes), from cached pieces;
+        with ``combos``, only those (a dropped one as null: a delta)."""
         pieces, entries = self.pieces, self.entries
         for combo in self.changed:
             pieces[combo] = b"%s:%s" % (pydantic_core.to_json(combo), pydantic_core.to_json(entries[combo]))
         self.changed.clear()
-        return b"{%s}" % b",".join(pieces.values())
+        if combos is None:
+            return b"{%s}" % b",".join(pieces.values())
+        return b"{%s}" % b",".join(pieces.get(c) or b"%s:null" % pydantic_core.to_json(c) for c in combos)

@@ -99,8 +99,8 @@ class StateTable:
         if payload.get("f") != TABLE_FORMAT:
             raise ValueError(f"table value of {key!r}: format {payload.get('f')!r} is not {TABLE_FORMAT}")
         # Groups no longer computed (removed from stream_groups) are dropped; new ones start empty.
-        return {name: EntityState.from_payload(self.plans[name], state, [
-                    pydantic_core.from_json(self._segment(key, generation)) for _, generation in state.get("k", ())])
+        read = lambda generation: pydantic_core.from_json(self._record(key, generation))  # noqa: E731
+        return {name: EntityState.from_payload(self.plans[name], state, read)
                 for name, state in payload["groups"].items() if name in self.plans}
 
     def begin_batch(self) -> int:
@@ -152,8 +152,8 @@ class StateTable:
                     del self.table[encoded]
             if previous is not None:
                 self._drop_chunks(encoded, previous)
-            for state in states.values():
-                for generation in state.stale:
+            for name, state in states.items():
+                for generation in (state.stale if name in live else [*state.stale, *state.generations()]):
                     self._delete(segment_key(encoded, generation))
                 state.stale.clear()
             if live or previous is not None:
@@ -176,11 +176,11 @@ class StateTable:
             del self.table[key]
             self._drop_chunks(key, value)
 
-    def _segment(self, key: str, generation: int) -> bytes:
+    def _record(self, key: str, generation: int) -> bytes:
         table_key = segment_key(key.encode(), generation)
         value = self.table.get(table_key)
         if value is None:
-            raise ValueError(f"table value of {key!r}: segment of generation {generation} is missing from the table")
+            raise ValueError(f"table value of {key!r}: record of generation {generation} is missing from the table")
         return self._joined(key, table_key, value)
 
     # A hot entity (a merchant paid by thousands of accounts) holds more events than one Kafka record takes. Its

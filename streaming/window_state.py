@@ -275,12 +275,14 @@ class EntityState:
 
     For checkpoints the events are split by time into sealed *segments* and a *tail*: segment ``i`` holds the
     events before ``bounds[i]`` (and at or after ``bounds[i - 1]``), the tail those at or after ``bounds[-1]``.
-    ``gens[i]`` is the generation under which segment ``i`` is stored, None while it must be (re)written;
+    ``gens[i]`` is the generation under which segment ``i`` is stored, None while it must be (re)written.
+    Each first-seen index is stored as *records* (``records[i]``: its generations, a whole index then deltas, with
+    ``recorded[i]`` combos in them) plus the combos changed since (``FirstSeenIndex.pending``, in the head).
     ``stale`` lists the generations a written head no longer names (deleted after the next head write).
     """
 
-    __slots__ = ("bounds", "contrib", "encoded", "frags", "gens", "header", "ids", "seen", "slide", "stale", "times",
-                 "wm")
+    __slots__ = ("bounds", "contrib", "encoded", "frags", "gens", "header", "ids", "recorded", "records", "seen",
+                 "slide", "stale", "times", "wm")
 
     def __init__(self, plan: GroupPlan) -> None:
         self.header = plan.state_header
@@ -302,6 +304,8 @@ class EntityState:
         self.slide: list[Any] | None = None
         self.bounds: list[int] = []
         self.gens: list[int | None] = []
+        self.records: list[list[int]] = [[] for _ in plan.flags]
+        self.recorded: list[int] = [0 for _ in plan.flags]
         self.stale: list[int] = []
 
     @property
@@ -315,20 +319,32 @@ class EntityState:
 
     # -- serialization (Faust table values) -------------------------------------------------------------
     # Format 4: the head {"f": 4, "c": [columns], "g": [flags], "wm": .., "k": [[bound, generation], ...],
-    # "e": [[time_us, event_id, [values], [flags]], ...], "s": [first-seen entries per flag]} holds the tail's events;
-    # each sealed segment is stored apart as the JSON array of its events (``checkpoint``). Row-wise, so each event is
-    # encoded once (``frags``) and a value is a join of cached pieces. A state never checkpointed has no segments: its
-    # head holds every event. The column and flag names make a state readable by a plan of another group set over
-    # the same source (a column it never held reads as missing). Contributions are derived: recomputed on load.
+    # "e": [[time_us, event_id, [values], [flags]], ...], "x": [[generation, ...] per flag], "s": [first-seen
+    # entries per flag]} holds the tail's events and the index entries changed since the flag's last record (null: a
+    # dropped combo); each sealed segment is stored apart as the JSON array of its events, each index record as an
+    # object of entries (``checkpoint``). Row-wise, so each event is encoded once (``frags``) and a value is a join
+    # of cached pieces. A state never checkpointed has no segments nor records: its head holds everything. The column
+    # and flag names make a state readable by a plan of another group set over the same source (a column it never
+    # held reads as missing). Contributions are derived: recomputed on load.
     def encode(self) -> bytes:
         """The head value (every event when nothing is sealed); cached until the state changes."""
         if self.encoded is None:
-            start = bisect.bisect_left(self.times, self.bounds[-1]) if self.bounds else 0
-            sealed = pydantic_core.to_json(list(zip(self.bounds, self.gens, strict=True)))
-            self.encoded = b'%s,"wm":%s,"k":%s,"e":[%s],"s":%s}' % (
+            if self.bounds:
+                start = bisect.bisect_left(self.times, self.bounds[-1])
+                sealed = pydantic_core.to_json(list(zip(self.bounds, self.gens, strict=True)))
+            else:  # most states: short ones
+                start, sealed = 0, b"[]"
+            self.encoded = b'%s,"wm":%s,"k":%s,"e":[%s],"x":%s,"s":[%s]}' % (
                 self.header, pydantic_core.to_json(self.wm), sealed, b",".join(self.frags[start:]),
-                b"[%s]" % b",".join(s.encode() for s in self.seen))
+                pydantic_core.to_json(self.records),
+                # with no record below it, the head holds the whole index (dropped combos need no mention)
+                b",".join(s.encode(s.pending) if records else s.encode() for s, records in zip(
+                    self.seen, self.records, strict=True)))
         return self.encoded
+
+    def generations(self) -> list[int]:
+        """Every record the head names (segments, index records): what deleting the state deletes."""
+        return [*(g for g in self.gens if g is not None), *(g for gens in self.records for g in gens)]
 
     def checkpoint(self, new_generation: Callable[[], int], size: int = SEGMENT_EVENTS) -> list[tuple[int, bytes]]:
         """Seal the tail into segments of up to ``size`` events once it holds an eighth of one; return the segments
@@ -357,6 +373,27 @@ class EntityState:
                 self.gens[i] = generation = new_generation()
                 writes.append((generation, b"[%s]" % b",".join(self.frags[lo:hi])))
             lo = hi
+        for i, index in enumerate(self.seen):
+            records = self.records[i]
+            if not index.entries and (records or index.pending):  # nothing left: no record to keep, no drop to note
+                self.stale += records
+                records.clear()
+                self.recorded[i] = 0
+                index.pending.clear()
+                self.encoded = None
+            if len(index.pending) < max(2, size // 8):
+                continue
+            if self.recorded[i] + len(index.pending) > 2 * len(index.entries):
+                # the deltas would outweigh the index: one whole record replaces them (each combo is written about
+                # twice in all, and a load reads at most about three times the index)
+                self.stale += records
+                records.clear()
+                value, self.recorded[i] = index.encode(), len(index.entries)
+            else:
+                value, self.recorded[i] = index.encode(index.pending), self.recorded[i] + len(index.pending)
+            index.pending.clear()
+            records.append(generation := new_generation())
+            writes.append((generation, value))
         if writes:
             self.encoded = None
         return writes
@@ -369,21 +406,31 @@ class EntityState:
             self.gens[i] = None
 
     @classmethod
-    def from_payload(cls, plan: GroupPlan, payload: Mapping[str, Any], segments: Sequence[Sequence[Any]] = ()
+    def from_payload(cls, plan: GroupPlan, payload: Mapping[str, Any], read: Callable[[int], Any] | None = None
                      ) -> EntityState:
-        """A state from its head and the events of its sealed segments (in the head's order)."""
+        """A state from its head; ``read(generation)`` gives a record it names (a segment, an index record)."""
         if payload.get("f") not in READABLE_FORMATS:
             raise ValueError(f"state format {payload.get('f')!r} is not one of {READABLE_FORMATS}")
+        sealed, flag_names = payload.get("k", ()), tuple(payload["g"])
+        records = dict(zip(flag_names, payload.get("x") or [[] for _ in flag_names], strict=True))
+        if read is None and (sealed or any(records.values())):
+            raise ValueError("the state is stored in records: it loads through its table (StateTable)")
         state = cls(plan)
         state.wm = payload["wm"]
-        sealed = payload.get("k", ())
-        if len(sealed) != len(segments):
-            raise ValueError(f"state names {len(sealed)} segments, {len(segments)} given")
-        columns, flag_names = tuple(payload["c"]), tuple(payload["g"])
         stored_seen = dict(zip(flag_names, payload["s"], strict=True))
-        state.seen = tuple(FirstSeenIndex(stored_seen.get(name)) for name in plan.flag_names)
+        for i, name in enumerate(plan.flag_names):
+            index = state.seen[i]
+            for generation in records.pop(name, ()):
+                entries = read(generation)  # type: ignore[misc]
+                index.merge(entries, pending=False)
+                state.records[i].append(generation)
+                state.recorded[i] += len(entries)
+            index.merge(stored_seen.get(name) or {}, pending=True)
+        state.stale += [generation for gens in records.values() for generation in gens]  # flags no longer computed
+        columns = tuple(payload["c"])
         same = columns == plan.columns and flag_names == plan.flag_names
         pick_values, pick_flags = plan.picker(columns), plan.picker(flag_names, plan.flag_names)
+        segments = [read(generation) for _, generation in sealed]  # type: ignore[misc]
         for t, event_id, values, flags in itertools.chain(*segments, payload["e"]):
             if not same:  # written by a plan of another group set: keep what this plan reads
                 values, flags = pick_values(values), pick_flags(flags)

@@ -291,3 +291,34 @@ def test_a_state_of_the_previous_format_loads_and_another_plans_segments_are_rew
     assert not set(written) & set(_segments(table))  # every segment written again with this plan's columns
     again = StateTable(table, {count_only.name: count_only}).load("a1")[count_only.name]
     assert again.frags == loaded[count_only.name].frags and evaluate(count_only, again, again.times[-1]) == {"m_30s": 6}
+
+
+def test_a_first_seen_index_is_stored_as_deltas_until_they_outweigh_it() -> None:
+    """A merchant's index holds a combo per payer: a checkpoint writes the combos that changed, not all of them."""
+    table: dict[bytes, bytes] = {}
+    store = StateTable(table, {PLAN.name: PLAN}, segment_events=16)  # sealed (and deltas written) from 2 on
+    state = EntityState(PLAN)
+
+    def checkpoint(devices: list[str]) -> list[dict]:
+        """Events from ``devices`` (one each, 1 s apart); the index records afterwards, in the head's order."""
+        t = state.wm or to_us(START)
+        values = {"account_id": "a1", "txn_type": "card_payment", "amount": 1.0}
+        apply(PLAN, state, [PLAN.row(t + (i + 1) * 1_000_000, f"e{t}-{i}", {**values, "device_id": d})
+                            for i, d in enumerate(devices)])
+        store.store("m1", {PLAN.name: state})
+        store.flush()
+        generations = pydantic_core.from_json(table[b"m1"])["groups"][PLAN.name]["x"][0]
+        assert {k for k, v in _segments(table).items() if v.startswith(b"{")} == {
+            state_table.segment_key(b"m1", g) for g in generations}  # nothing else left over
+        return [pydantic_core.from_json(table[state_table.segment_key(b"m1", g)]) for g in generations]
+
+    assert [len(r) for r in checkpoint([f"d{i}" for i in range(10)])] == [10]
+    records = checkpoint(["d10", "d11", "d12"])
+    assert [set(r) for r in records][1:] == [{'["a1","d10"]', '["a1","d11"]', '["a1","d12"]'}]  # a delta
+    for _ in range(4):  # the same three combos again and again: 3 more each time
+        records = checkpoint(["d10", "d11", "d12"])
+    assert [len(r) for r in records] == [10, 3, 3, 3, 3, 3]
+    records = checkpoint(["d10", "d11", "d12"])  # 28 written for 13 combos: one whole record replaces them
+    assert [len(r) for r in records] == [13]
+    fresh = StateTable(table, {PLAN.name: PLAN}).load("m1")[PLAN.name]
+    assert fresh.seen[0].entries == state.seen[0].entries and fresh.frags == state.frags

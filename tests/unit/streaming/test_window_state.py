@@ -44,7 +44,8 @@ SOURCE = Source.from_event(Transaction, name="transactions").with_first_seen(
 
 class _Checkpointed:
     """States written to a table and read back, with tiny segments so that they seal, fill up, get rewritten by
-    out-of-order events and demotions, and expire, as a hot entity's do in the worker."""
+    out-of-order events and demotions, and expire, and first-seen indexes go to deltas and whole records, as a hot
+    entity's do in the worker."""
 
     def __init__(self, plan: GroupPlan) -> None:
         self.plan = plan
@@ -55,9 +56,11 @@ class _Checkpointed:
         self.writer.store(key, {self.plan.name: state})
         self.writer.flush()
         recovered = StateTable(self.table, {self.plan.name: self.plan}).load(key).get(self.plan.name)
-        named = {segment_key(head, generation) for head, value in self.table.items() if b"\x00" not in head
-                 for state in pydantic_core.from_json(value)["groups"].values() for _, generation in state["k"]}
-        assert named == {k for k in self.table if b"\x00" in k}  # every segment named by a head, none left over
+        heads = [(head, s) for head, value in self.table.items() if b"\x00" not in head
+                 for s in pydantic_core.from_json(value)["groups"].values()]
+        named = {segment_key(head, generation) for head, s in heads
+                 for generation in [*(g for _, g in s["k"]), *(g for gens in s["x"] for g in gens)]}
+        assert named == {k for k in self.table if b"\x00" in k}  # every record named by a head, none left over
         recovered = recovered or EntityState(self.plan)
         # the events held, and before them at most some that memory already expired (in a segment not yet empty,
         # still stored whole): too old for any evaluation, expired again at the next update
