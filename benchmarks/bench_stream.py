@@ -9,6 +9,9 @@
    a vectorized peer of the incremental engine (DuckDB uses both cores; wall and CPU are reported).
 2. ``compute_in_process``: ``StreamCompute`` (validation, both stages, state JSON, packed update
    messages) with in-memory tables and a producer that drops messages: the ceiling of a worker.
+   ``checkpoints``: a merchant paid by 20k accounts, 100 payments between checkpoints, until its state
+   holds 100k events: what each checkpoint writes to the changelog and costs, with the state in segments
+   and its first-seen index in deltas (``stream_segment_events``) against the state written whole.
 3. ``worker``: a Tansu broker on a free port, ``--events`` simulated events pre-produced, then
    one Faust worker (`riskpipe stream compute`) started; events/s from its first to its last
    feature message, counting the events of every batch but the first (the clock starts when the first
@@ -34,6 +37,7 @@ import argparse
 import gc
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -62,6 +66,7 @@ from features.offline import get_offline_store
 from riskpipe.settings import Settings
 from riskpipe.stack.net import free_port, wait_port
 from streaming.compute import Consumed, StreamCompute, tune_gc
+from streaming.state_table import StateTable
 from streaming.status import WorkerStatus, read_status
 from streaming.topology import ensure_topics, event_topics, group_names, plans, rekey_topic, update_topic
 from streaming.window_state import EntityState, apply, evaluate_row, to_us
@@ -192,6 +197,66 @@ def bench_compute(settings: Settings, events: list[Event]) -> dict[str, Any]:
             "source_events_per_s": round(len(events) / seconds),
             "source_events_per_cpu_s": round(len(events) / cpu), "messages_out": producer.count,
             "counters": dict(compute.status.counters)}
+
+
+class _RecordingTable(dict[bytes, bytes]):
+    """A table that counts what is written to it (the bytes and records a changelog would receive)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = self.records = 0
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.bytes += len(value)
+        self.records += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self.records += 1  # a tombstone
+        super().__delitem__(key)
+
+
+def bench_checkpoints(settings: Settings, events: int = 100_000, per_checkpoint: int = 100, payers: int = 20_000,
+                      milestones: tuple[int, ...] = (1_000, 10_000, 50_000, 100_000)) -> dict[str, Any]:
+    """A hot entity: per checkpoint the changelog bytes, records and CPU of ``StateTable.flush`` as its state grows,
+    stored in segments (the worker's setting) and whole (one segment as long as the state: the design before).
+    The mean over the 10 checkpoints up to each milestone; ``load_s``: reading the final state back (recovery)."""
+    plan = next(p for p in plans(settings) if p.entity == "counterparty")
+    rng = random.Random(7)
+    start = to_us(datetime(2026, 1, 1))
+    rows = [plan.row(start + i * 100_000, f"pay-{i:07d}", {  # one payment per 0.1 s of event time
+        "account_id": f"acct-{rng.randrange(payers):05d}", "amount": 5.0 + i % 200, "counterparty_id": "merch-hot",
+        "txn_type": "card_payment"}) for i in range(events)]
+    result: dict[str, Any] = {"events": events, "per_checkpoint": per_checkpoint, "payers": payers,
+                              "group": plan.name, "milestones": {}}
+    for label, segment_events in (("segmented", settings.stream_segment_events), ("whole", events * 1_000)):
+        table = _RecordingTable()
+        store = StateTable(table, {plan.name: plan}, segment_events=segment_events)
+        states = {plan.name: EntityState(plan)}
+        recent: list[tuple[int, int, float]] = []
+        by_size: dict[int, dict[str, float]] = {}
+        flush_cpu = 0.0
+        for i in range(0, events, per_checkpoint):
+            apply(plan, states[plan.name], rows[i:i + per_checkpoint])
+            store.store("merch-hot", states)
+            written, records, cpu = table.bytes, table.records, time.process_time()
+            store.flush()
+            cpu = time.process_time() - cpu
+            flush_cpu += cpu
+            recent = [*recent[-9:], (table.bytes - written, table.records - records, cpu)]
+            if i + per_checkpoint in milestones:
+                by_size[i + per_checkpoint] = {
+                    "kb_per_checkpoint": round(sum(r[0] for r in recent) / len(recent) / 1e3, 1),
+                    "records_per_checkpoint": round(sum(r[1] for r in recent) / len(recent), 1),
+                    "flush_ms": round(sum(r[2] for r in recent) / len(recent) * 1e3, 2)}
+        load = time.process_time()
+        StateTable(table, {plan.name: plan}).load("merch-hot")
+        result["milestones"][label] = by_size
+        result[label] = {"segment_events": segment_events if label == "segmented" else None,
+                         "mb_written": round(table.bytes / 1e6, 1), "records_written": table.records,
+                         "flush_cpu_s": round(flush_cpu, 2), "load_s": round(time.process_time() - load, 2),
+                         "keys": len(table)}
+    return result
 
 
 # -- 3-5. real processes: Tansu broker, redis-server, the compute and ingest workers -----------------------------
@@ -589,6 +654,8 @@ def main(argv: list[str] | None = None) -> int:
     print("batch engine (DuckDB):", json.dumps(result["batch_engine"]), flush=True)
     result["compute_in_process"] = bench_compute(settings, events)
     print("compute in process:", json.dumps(result["compute_in_process"]), flush=True)
+    result["checkpoints"] = bench_checkpoints(settings)
+    print("checkpoints of a hot entity:", json.dumps(result["checkpoints"]), flush=True)
     if not args.skip_worker:
         stack = _Stack(settings, Path(tempfile.mkdtemp(prefix="bench-stream-")))
         try:
