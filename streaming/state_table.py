@@ -21,12 +21,13 @@ batches costs one changelog record, not one per batch. A state holds every event
 inside the horizon, so a record is far larger than the event that caused it: per-batch writes
 sent ~3.8 kB of changelog per 330-byte event to the broker.
 
-A long state is therefore stored in *segments* (``EntityState.checkpoint``): runs of its events
-sealed under keys of their own (``segment_key``), named by generation in the entity's value (the
-*head*, which keeps the newest events), and written again only when an event in them changes. A
-merchant paid thousands of times a day costs a checkpoint the events since the previous one, not
-30 days of payments. New segments go to the table before the head that names them and replaced
-ones are deleted after it, so a crash in between recovers the previous value whole.
+A long state is therefore stored in *records* (``EntityState.checkpoint``): *segments*, runs of its
+events sealed under keys of their own (``record_key``) and written again only when an event in them
+changes, and its first-seen indexes as deltas of the combos that changed; the entity's value (the
+*head*) keeps the newest events and names the records by generation. A merchant paid by thousands of
+accounts costs a checkpoint the payments since the previous one, not 30 days of them and a combo per
+payer. New records go to the table before the head that names them and replaced ones are deleted
+after it, so a crash in between recovers the previous value whole.
 """
 
 from __future__ import annotations
@@ -42,16 +43,17 @@ from streaming.window_state import SEGMENT_EVENTS, EntityState, GroupPlan
 
 TABLE_FORMAT = 1
 _HEAD = b'{"f":%d,"groups":{' % TABLE_FORMAT
-# chunk keys: entity key, NUL, generation, NUL, index; segment keys: entity key, NUL, "s" generation (chunked:
-# segment key, NUL, generation, NUL, index). NUL is never in an entity key (ids are printable)
+# chunk keys: entity key, NUL, generation, NUL, index; record keys: entity key, NUL, "s" generation (chunked: record
+# key, NUL, generation, NUL, index). NUL is never in an entity key (ids are printable)
 CHUNK_SEP = b"\x00"
 MAX_RECORD_BYTES = 512 * 1024  # a value above this is chunked: Kafka refuses records over ~1 MB by default
 _CHUNKED = b'{"f":%d,"chunked":' % TABLE_FORMAT
 CHANGELOG_MARKER = b"\x00rp-changelog-marker"  # never an entity key (ids are printable); see streaming.faust_app
 
 
-def segment_key(key: bytes, generation: int) -> bytes:
-    """Where a sealed segment of the entity ``key`` is stored (``EntityState.checkpoint``)."""
+def record_key(key: bytes, generation: int) -> bytes:
+    """Where a record of a state of the entity ``key`` is stored: a sealed segment or a first-seen index record
+    (``EntityState.checkpoint``)."""
     return b"%s%ss%d" % (key, CHUNK_SEP, generation)
 
 
@@ -82,7 +84,8 @@ class StateTable:
         # stored since the last flush, not yet in the table: (the batch that first changed them, states), in that order
         self._dirty: dict[str, tuple[int, dict[str, EntityState]]] = {}
         self.batch = 0  # the number of the current batch (``begin_batch``)
-        self._generation = time.time_ns()  # chunk generations: unique across restarts of the worker
+        self._generation = time.time_ns()  # chunk and record generations: unique across restarts of the worker
+        self._dropped: dict[str, list[int]] = {}  # records of groups no longer computed, deleted at the next write
 
     def load(self, key: str) -> dict[str, EntityState]:
         dirty = self._dirty.get(key)
@@ -98,7 +101,12 @@ class StateTable:
         payload = pydantic_core.from_json(self._joined(key, encoded, raw))
         if payload.get("f") != TABLE_FORMAT:
             raise ValueError(f"table value of {key!r}: format {payload.get('f')!r} is not {TABLE_FORMAT}")
-        # Groups no longer computed (removed from stream_groups) are dropped; new ones start empty.
+        # Groups no longer computed (removed from stream_groups) are dropped, their records at the next write; new
+        # ones start empty.
+        dropped = [g for name, state in payload["groups"].items() if name not in self.plans
+                   for g in EntityState.named(state)]
+        if dropped:
+            self._dropped[key] = dropped
         read = lambda generation: pydantic_core.from_json(self._record(key, generation))  # noqa: E731
         return {name: EntityState.from_payload(self.plans[name], state, read)
                 for name, state in payload["groups"].items() if name in self.plans}
@@ -138,7 +146,7 @@ class StateTable:
                 # whose segments are all still there (they are deleted only after the new head is written)
                 for state in live.values():
                     for generation, value in state.checkpoint(self._new_generation, self.segment_events):
-                        self._put(segment_key(encoded, generation), value)
+                        self._put(record_key(encoded, generation), value)
                 # the JSON object written piece by piece: a state is re-encoded only when a batch changed it
                 # (``EntityState.encode`` caches); state names are plain identifiers, nothing to escape
                 head = self._put(encoded, b"".join((_HEAD, b",".join(
@@ -152,9 +160,11 @@ class StateTable:
                     del self.table[encoded]
             if previous is not None:
                 self._drop_chunks(encoded, previous)
+            for generation in self._dropped.pop(key, ()):
+                self._delete(record_key(encoded, generation))
             for name, state in states.items():
                 for generation in (state.stale if name in live else [*state.stale, *state.generations()]):
-                    self._delete(segment_key(encoded, generation))
+                    self._delete(record_key(encoded, generation))
                 state.stale.clear()
             if live or previous is not None:
                 written.add(encoded)
@@ -177,7 +187,7 @@ class StateTable:
             self._drop_chunks(key, value)
 
     def _record(self, key: str, generation: int) -> bytes:
-        table_key = segment_key(key.encode(), generation)
+        table_key = record_key(key.encode(), generation)
         value = self.table.get(table_key)
         if value is None:
             raise ValueError(f"table value of {key!r}: record of generation {generation} is missing from the table")
@@ -225,3 +235,4 @@ class StateTable:
         """Forget what was not flushed (after a rebalance its events are re-read from the committed offsets)."""
         self._dirty.clear()
         self._cache.clear()
+        self._dropped.clear()

@@ -346,6 +346,11 @@ class EntityState:
         """Every record the head names (segments, index records): what deleting the state deletes."""
         return [*(g for g in self.gens if g is not None), *(g for gens in self.records for g in gens)]
 
+    @staticmethod
+    def named(payload: Mapping[str, Any]) -> list[int]:
+        """``generations`` of a stored head (of a group no longer computed, say)."""
+        return [*(g for _, g in payload.get("k", ())), *(g for gens in payload.get("x") or () for g in gens)]
+
     def checkpoint(self, new_generation: Callable[[], int], size: int = SEGMENT_EVENTS) -> list[tuple[int, bytes]]:
         """Seal the tail into segments of up to ``size`` events once it holds an eighth of one; return the segments
         to store, as (generation, value), before the head (``encode``) that names them. Afterwards ``stale`` lists

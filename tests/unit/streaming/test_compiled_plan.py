@@ -309,8 +309,8 @@ def test_a_first_seen_index_is_stored_as_deltas_until_they_outweigh_it() -> None
         store.flush()
         generations = pydantic_core.from_json(table[b"m1"])["groups"][PLAN.name]["x"][0]
         assert {k for k, v in _segments(table).items() if v.startswith(b"{")} == {
-            state_table.segment_key(b"m1", g) for g in generations}  # nothing else left over
-        return [pydantic_core.from_json(table[state_table.segment_key(b"m1", g)]) for g in generations]
+            state_table.record_key(b"m1", g) for g in generations}  # nothing else left over
+        return [pydantic_core.from_json(table[state_table.record_key(b"m1", g)]) for g in generations]
 
     assert [len(r) for r in checkpoint([f"d{i}" for i in range(10)])] == [10]
     records = checkpoint(["d10", "d11", "d12"])
@@ -322,3 +322,28 @@ def test_a_first_seen_index_is_stored_as_deltas_until_they_outweigh_it() -> None
     assert [len(r) for r in records] == [13]
     fresh = StateTable(table, {PLAN.name: PLAN}).load("m1")[PLAN.name]
     assert fresh.seen[0].entries == state.seen[0].entries and fresh.frags == state.frags
+
+
+def test_the_records_of_a_group_no_longer_computed_go_at_the_entitys_next_write() -> None:
+    logins = GroupPlan(WindowedFeatureGroup(
+        name="t_logins", version=1, entity=ACCOUNT, ttl=timedelta(hours=1), description="test", owner="test",
+        source=Source.from_event(Login, name="logins"),
+        aggregations=(Aggregation(name="m", function="count", column=None, windows=(5 * S,)),)),
+        allowed_lateness=timedelta(minutes=1))
+    table: dict[bytes, bytes] = {}
+    writer = StateTable(table, {PLAN.name: PLAN, logins.name: logins}, segment_events=2)
+    states = {PLAN.name: EntityState(PLAN), logins.name: EntityState(logins)}
+    apply(PLAN, states[PLAN.name], _rows(PLAN, 6))
+    apply(logins, states[logins.name], [r._replace(values=()) for r in _rows(logins, 3)])
+    writer.store("a1", states)
+    writer.flush()
+    assert _segments(table)
+    reader = StateTable(table, {logins.name: logins}, segment_events=2)  # the transaction groups were removed
+    loaded = reader.load("a1")
+    apply(logins, loaded[logins.name], [r._replace(values=()) for r in _rows(logins, 4)[3:]])
+    reader.store("a1", loaded)
+    reader.flush()
+    head = pydantic_core.from_json(table[b"a1"])["groups"]
+    assert list(head) == [logins.name]
+    assert set(_segments(table)) == {state_table.record_key(b"a1", g) for g in EntityState.named(head[logins.name])}
+    assert StateTable(table, {logins.name: logins}).load("a1")[logins.name].size == 4

@@ -23,7 +23,7 @@ from features.batch.synthetic import synthetic_logins, synthetic_transactions
 from features.definitions import ACCOUNT, DEVICE, Aggregation, Filter, Source, WindowedFeatureGroup
 from features.definitions.catalog import FEATURE_GROUPS
 from features.oracle import mismatches, oracle_at_points
-from streaming.state_table import StateTable, segment_key
+from streaming.state_table import StateTable, record_key
 from streaming.window_state import (
     EntityState,
     EventRow,
@@ -58,7 +58,7 @@ class _Checkpointed:
         recovered = StateTable(self.table, {self.plan.name: self.plan}).load(key).get(self.plan.name)
         heads = [(head, s) for head, value in self.table.items() if b"\x00" not in head
                  for s in pydantic_core.from_json(value)["groups"].values()]
-        named = {segment_key(head, generation) for head, s in heads
+        named = {record_key(head, generation) for head, s in heads
                  for generation in [*(g for _, g in s["k"]), *(g for gens in s["x"] for g in gens)]}
         assert named == {k for k in self.table if b"\x00" in k}  # every record named by a head, none left over
         recovered = recovered or EntityState(self.plan)
