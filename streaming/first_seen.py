@@ -41,7 +41,7 @@ class FirstSeenIndex:
 
     __slots__ = ("changed", "due", "entries", "pending", "pieces")
 
-    def __init__(self, entries: Entries | None = None) -> None:
+    def __init__(self) -> None:
         self.entries: Entries = {}
         # per combo its encoded ``"combo":[settled,[[t,id],...]]``, re-encoded only when it ``changed``: a hot entity
         # (a merchant paid by thousands of accounts) holds thousands of combos and is written at every checkpoint,
@@ -54,8 +54,6 @@ class FirstSeenIndex:
         self.pending: dict[str, None] = {}
         # the earliest cutoff at which ``settle`` has anything to do (it runs per update, over every combo)
         self.due: float = _NEVER
-        if entries:
-            self.merge(entries, pending=True)
 
     def merge(self, entries: dict[str, Any], *, pending: bool) -> None:
         """Apply a stored index or delta (a null entry: the combo was dropped); ``pending``: not yet stored apart."""

@@ -107,7 +107,9 @@ class StateTable:
                    for g in EntityState.named(state)]
         if dropped:
             self._dropped[key] = dropped
-        read = lambda generation: pydantic_core.from_json(self._record(key, generation))  # noqa: E731
+        def read(generation: int) -> Any:
+            return pydantic_core.from_json(self._record(key, generation))
+
         return {name: EntityState.from_payload(self.plans[name], state, read)
                 for name, state in payload["groups"].items() if name in self.plans}
 

@@ -47,11 +47,11 @@ US_PER_S = 1_000_000
 EPOCH = datetime(1970, 1, 1)
 STATE_FORMAT = 4
 READABLE_FORMATS = (3, 4)  # format 3 is format 4 without segments: a changelog of the previous release still loads
-# A checkpoint seals a state's newest events into *segments* of up to this many events (``Settings.stream_segment_
-# events``) once they make an eighth of one; fewer stay in the state's head value. Sealed segments are stored under keys
-# of their own and rewritten only when an event inside them changes (an out-of-order insert, a first-seen demotion),
-# so a checkpoint writes what arrived since the last one instead of the whole state: a merchant's state holds every
-# payment of 30 days.
+# A checkpoint seals a state's newest events into *segments* of up to this many events
+# (``Settings.stream_segment_events``) once they make an eighth of one; fewer stay in the state's head value. Sealed
+# segments are stored under keys of their own and rewritten only when an event inside them changes (an out-of-order
+# insert, a first-seen demotion), so a checkpoint writes what arrived since the last one instead of the whole state:
+# a merchant's state holds every payment of 30 days.
 SEGMENT_EVENTS = 256
 # A state holding this many events per running aggregate of its plan moves them from point to point instead of
 # reading whole windows (``evaluate_row``). Measured per plan: moving costs ~0.5 us per aggregate and point, reading
@@ -352,56 +352,68 @@ class EntityState:
         return [*(g for _, g in payload.get("k", ())), *(g for gens in payload.get("x") or () for g in gens)]
 
     def checkpoint(self, new_generation: Callable[[], int], size: int = SEGMENT_EVENTS) -> list[tuple[int, bytes]]:
-        """Seal the tail into segments of up to ``size`` events once it holds an eighth of one; return the segments
-        to store, as (generation, value), before the head (``encode``) that names them. Afterwards ``stale`` lists
-        the generations to delete."""
-        times, bounds = self.times, self.bounds
-        start = bisect.bisect_left(times, bounds[-1]) if bounds else 0
-        if len(times) - start >= max(2, size // 8):
-            # the last segment is filled up first (rewritten): a state gaining a few events per checkpoint would
-            # otherwise end up as thousands of tiny segments
-            room = size - (start - (bisect.bisect_left(times, bounds[-2]) if len(bounds) > 1 else 0))
-            if bounds and room > 0:
-                self._rewrite(bounds[-1] - 1)
-                bounds[-1] = times[min(start + room, len(times)) - 1] + 1
-                start = bisect.bisect_left(times, bounds[-1])
-            for end in range(start + size, len(times) + size, size):
-                bound = times[min(end, len(times)) - 1] + 1  # every event at that time goes in, whatever its position
-                if not bounds or bound > bounds[-1]:
-                    bounds.append(bound)
-                    self.gens.append(None)
+        """Seal the tail into segments of up to ``size`` events, and store first-seen changes as index records, once
+        either holds an eighth of a segment; return the records to store, as (generation, value), before the head
+        (``encode``) that names them. Afterwards ``stale`` lists the generations to delete."""
+        seal = max(2, size // 8)
+        self._seal(seal, size)
         writes = []
         lo = 0
         for i, bound in enumerate(self.bounds):
-            hi = bisect.bisect_left(times, bound)
+            hi = bisect.bisect_left(self.times, bound)
             if self.gens[i] is None:
                 self.gens[i] = generation = new_generation()
                 writes.append((generation, b"[%s]" % b",".join(self.frags[lo:hi])))
             lo = hi
         for i, index in enumerate(self.seen):
-            records = self.records[i]
-            if not index.entries and (records or index.pending):  # nothing left: no record to keep, no drop to note
-                self.stale += records
-                records.clear()
-                self.recorded[i] = 0
-                index.pending.clear()
-                self.encoded = None
-            if len(index.pending) < max(2, size // 8):
-                continue
-            if self.recorded[i] + len(index.pending) > 2 * len(index.entries):
-                # the deltas would outweigh the index: one whole record replaces them (each combo is written about
-                # twice in all, and a load reads at most about three times the index)
-                self.stale += records
-                records.clear()
-                value, self.recorded[i] = index.encode(), len(index.entries)
-            else:
-                value, self.recorded[i] = index.encode(index.pending), self.recorded[i] + len(index.pending)
-            index.pending.clear()
-            records.append(generation := new_generation())
-            writes.append((generation, value))
+            value = self._index_record(i, index, seal)
+            if value is not None:
+                self.records[i].append(generation := new_generation())
+                writes.append((generation, value))
         if writes:
             self.encoded = None
         return writes
+
+    def _seal(self, seal: int, size: int) -> None:
+        """New segments (generation None) for a tail of ``seal`` events or more; the last segment fills up first
+        (rewritten): a state gaining a few events per checkpoint would otherwise end up as thousands of tiny ones."""
+        times, bounds = self.times, self.bounds
+        start = bisect.bisect_left(times, bounds[-1]) if bounds else 0
+        if len(times) - start < seal:
+            return
+        if bounds:
+            room = size - (start - (bisect.bisect_left(times, bounds[-2]) if len(bounds) > 1 else 0))
+            if room > 0:
+                self._rewrite(bounds[-1] - 1)
+                bounds[-1] = times[min(start + room, len(times)) - 1] + 1
+                start = bisect.bisect_left(times, bounds[-1])
+        for end in range(start + size, len(times) + size, size):
+            bound = times[min(end, len(times)) - 1] + 1  # every event at that time goes in, whatever its position
+            if not bounds or bound > bounds[-1]:
+                bounds.append(bound)
+                self.gens.append(None)
+
+    def _index_record(self, i: int, index: FirstSeenIndex, seal: int) -> bytes | None:
+        """The record to store for flag ``i``'s pending changes, if ``seal`` or more: a delta, or the whole index once
+        the deltas would outweigh it (each combo is written about twice in all, and a load reads at most about
+        three times the index); the records it replaces go to ``stale``."""
+        records = self.records[i]
+        if not index.entries and (records or index.pending):  # nothing left: no record to keep, no drop to note
+            self.stale += records
+            records.clear()
+            self.recorded[i] = 0
+            index.pending.clear()
+            self.encoded = None
+        if len(index.pending) < seal:
+            return None
+        if self.recorded[i] + len(index.pending) > 2 * len(index.entries):
+            self.stale += records
+            records.clear()
+            value, self.recorded[i] = index.encode(), len(index.entries)
+        else:
+            value, self.recorded[i] = index.encode(index.pending), self.recorded[i] + len(index.pending)
+        index.pending.clear()
+        return value
 
     def _rewrite(self, t: int) -> None:
         """The sealed segment holding time ``t`` (if any) changed: store it again under a new generation."""
