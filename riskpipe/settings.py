@@ -109,8 +109,8 @@ class Settings(BaseSettings):
     # 0.05/0.05 s 0.94 s for 0.1 more cores (benchmarks/bench_stream.py); 0.03 s cost more CPU than it saved latency
     stream_batch_window_s: float = Field(0.05, gt=0, description="Longest wait to fill a compute batch (a floor "
                                                                 "of freshness at low rates).")
-    # 10 s, not 3: a state is re-encoded whole when written, and at 5k events/s most of 10k accounts are touched
-    # within 3 s, so a shorter interval re-wrote nearly every state each time (compute 0.62-0.66 cores vs 0.53-0.60,
+    # 10 s, not 3: at 5k events/s most of 10k accounts are touched within 3 s, so a shorter interval re-wrote nearly
+    # every state each time (measured while states were written whole: compute 0.62-0.66 cores vs 0.53-0.60,
     # freshness p99 0.94-1.31 s vs 0.66-0.88 s on a slow day of the 2-core machine; issue 5's notes)
     stream_checkpoint_s: float = Field(10.0, gt=0, description="How long a changed entity state waits before it is "
                                        "written to the changelog (an entity touched by several batches meanwhile is "

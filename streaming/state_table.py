@@ -107,6 +107,7 @@ class StateTable:
                    for g in EntityState.named(state)]
         if dropped:
             self._dropped[key] = dropped
+
         def read(generation: int) -> Any:
             return pydantic_core.from_json(self._record(key, generation))
 

@@ -58,8 +58,7 @@ class _Checkpointed:
         recovered = StateTable(self.table, {self.plan.name: self.plan}).load(key).get(self.plan.name)
         heads = [(head, s) for head, value in self.table.items() if b"\x00" not in head
                  for s in pydantic_core.from_json(value)["groups"].values()]
-        named = {record_key(head, generation) for head, s in heads
-                 for generation in [*(g for _, g in s["k"]), *(g for gens in s["x"] for g in gens)]}
+        named = {record_key(head, generation) for head, s in heads for generation in EntityState.named(s)}
         assert named == {k for k in self.table if b"\x00" in k}  # every record named by a head, none left over
         recovered = recovered or EntityState(self.plan)
         # the events held, and before them at most some that memory already expired (in a segment not yet empty,
